@@ -1,0 +1,104 @@
+"""The `app-package` command line: one subcommand per job, each a thin door onto the library.
+
+Each `_add_*` function declares one subcommand's options and maps them straight onto a library
+function's arguments. No logic lives here beyond parsing, progress display and error mapping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from app_package import __version__
+from app_package.errors import AppPackageError
+
+logger = logging.getLogger("app_package")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+@contextmanager
+def progress_bar(desc: str) -> Iterator[Callable[[float, str], None]]:
+    """A tqdm bar (0–100 %) on stderr, exposed as a ProgressCallback."""
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=100, desc=desc, unit="%", bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}] {postfix}"
+    )
+
+    def update(percent: float, message: str) -> None:
+        bar.n = max(0.0, min(100.0, percent))
+        bar.set_postfix_str(message, refresh=False)
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+# ---------------------------------------------------------------- eurosat-to-stac / download
+def _add_eurosat(sub: Any) -> None:
+    p = sub.add_parser(
+        "eurosat-to-stac",
+        help="turn a EuroSAT folder (<Class>/<Class>_<n>.tif) into a static STAC catalog",
+    )
+    p.add_argument("src", type=Path, help="EuroSAT folder (class folders at any depth)")
+    p.add_argument("dest", type=Path, help="output folder for the catalog (must not exist)")
+    p.add_argument(
+        "--geoparquet", action="store_true", help="also write the items as stac-geoparquet"
+    )
+    p.add_argument(
+        "--collection-id", default="eurosat-ms", help="collection id (default: eurosat-ms)"
+    )
+    p.set_defaults(handler=_run_eurosat_to_stac)
+
+
+def _run_eurosat_to_stac(args: argparse.Namespace) -> int:
+    from app_package.eurosat_stac import eurosat_to_stac
+
+    with progress_bar("eurosat-to-stac") as progress:
+        out = eurosat_to_stac(
+            args.src, args.dest, geoparquet=args.geoparquet, collection_id=args.collection_id,
+            progress=progress,
+        )  # fmt: skip
+    print(out)
+    return 0
+
+
+# ---------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="app-package",
+        description="EuroSAT land-cover classification of Sentinel-2: train, classify, serve.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_eurosat,):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler: Handler = args.handler
+    try:
+        code = handler(args)
+    except AppPackageError as e:
+        print(f"app-package {args.command}: error: {e}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print(f"app-package {args.command}: interrupted", file=sys.stderr)
+        code = 130
+    raise SystemExit(code)

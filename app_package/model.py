@@ -1,0 +1,211 @@
+"""Model architectures and the metadata every saved model carries (`ModelSpec`).
+
+Inference takes bands, their order, normalisation and classes from the spec, never from constants.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from app_package.bands import EUROSAT_CHIP_SIZE, EUROSAT_CLASS_NAMES, EUROSAT_MEAN, EUROSAT_STD
+from app_package.errors import InputError, ModelError
+
+ARCHITECTURES: tuple[str, ...] = ("smallcnn", "resnet18")
+DEFAULT_ARCH = "smallcnn"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model expects as input and what it outputs: everything inference needs."""
+
+    arch: str
+    bands: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    classes: tuple[str, ...] = EUROSAT_CLASS_NAMES
+    chip_size: int = EUROSAT_CHIP_SIZE
+    # DN scale the model was trained on: L1C DNs without the baseline-04.00 offset (EuroSAT's).
+    radiometric_offset_applied: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_bands(cls, arch: str, bands: tuple[str, ...]) -> ModelSpec:
+        """A spec with EuroSAT statistics looked up by band name."""
+        if arch not in ARCHITECTURES:
+            raise InputError(
+                f"unknown architecture {arch!r}: choose one of {', '.join(ARCHITECTURES)}"
+            )
+        return cls(
+            arch=arch,
+            bands=tuple(bands),
+            mean=tuple(EUROSAT_MEAN[b] for b in bands),
+            std=tuple(EUROSAT_STD[b] for b in bands),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("bands", "mean", "std", "classes"):
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
+        try:
+            return cls(
+                arch=str(d["arch"]),
+                bands=tuple(d["bands"]),
+                mean=tuple(float(v) for v in d["mean"]),
+                std=tuple(float(v) for v in d["std"]),
+                classes=tuple(d.get("classes", EUROSAT_CLASS_NAMES)),
+                chip_size=int(d.get("chip_size", EUROSAT_CHIP_SIZE)),
+                radiometric_offset_applied=bool(d.get("radiometric_offset_applied", True)),
+                extra=dict(d.get("extra", {})),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelError(f"model metadata is incomplete or malformed ({e!r}): {d}") from e
+
+
+def normalise(chips: np.ndarray | torch.Tensor, spec: ModelSpec) -> torch.Tensor:
+    """uint16 DN chips [N, C, H, W] in `spec.bands` order -> float32 standardised tensor."""
+    x = torch.as_tensor(chips)
+    if x.ndim != 4 or x.shape[1] != len(spec.bands):
+        raise ModelError(
+            f"chips have shape {tuple(x.shape)}, model expects [N, {len(spec.bands)}, H, W] "
+            f"with bands {', '.join(spec.bands)}"
+        )
+    mean = torch.tensor(spec.mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(spec.std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    return (x.to(torch.float32) - mean) / std
+
+
+def _conv_bn(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class SmallCNN(nn.Module):
+    """A small, fast CNN: a stride-2 stem, since full-resolution convolutions dominate cost."""
+
+    def __init__(self, in_channels: int, num_classes: int, width: int = 32) -> None:
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            _conv_bn(in_channels, w, 2),  # 64 -> 32
+            _conv_bn(w, 2 * w, 2),  # 32 -> 16
+            _conv_bn(2 * w, 2 * w, 1),
+            _conv_bn(2 * w, 4 * w, 2),  # 16 -> 8
+            _conv_bn(4 * w, 4 * w, 1),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(4 * w, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.features(x)))
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.down: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.down(x))
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 with an N-band stem (3×3, stride 1, no max-pool: 64×64 chips are small)."""
+
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(inplace=True),
+        )
+        layers: list[nn.Module] = []
+        cin = 64
+        for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            layers += [_BasicBlock(cin, cout, stride), _BasicBlock(cout, cout, 1)]
+            cin = cout
+        self.layers = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.layers(self.stem(x))), 1))
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    """An untrained network for `spec` (architecture, band count, class count)."""
+    if spec.arch == "smallcnn":
+        return SmallCNN(len(spec.bands), len(spec.classes))
+    if spec.arch == "resnet18":
+        return ResNet18(len(spec.bands), len(spec.classes))
+    raise InputError(
+        f"unknown architecture {spec.arch!r}: choose one of {', '.join(ARCHITECTURES)}"
+    )
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` picks CUDA when present; `cpu`/`cuda` are taken as given (cuda must exist)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise InputError(f"unknown device {device!r}: use auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(
+            f"device {device!r} requested but CUDA is not available: use --device cpu or auto"
+        )
+    return torch.device(device)
+
+
+# ---- portable local format: a folder with weights (state_dict) and spec JSON ----
+WEIGHTS_FILE = "model.pt"
+SPEC_FILE = "model.json"
+
+
+def save_local(model: nn.Module, spec: ModelSpec, folder: Path) -> tuple[Path, Path]:
+    """Write `model.pt` (a plain state_dict, loadable with weights_only=True) and `model.json`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / WEIGHTS_FILE
+    meta = folder / SPEC_FILE
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save(state, weights)
+    meta.write_text(json.dumps(spec.to_dict(), indent=2))
+    return weights, meta
+
+
+def load_local(weights: Path, spec: ModelSpec) -> nn.Module:
+    """Rebuild the network for `spec` and load a state_dict saved by `save_local`."""
+    if not weights.is_file():
+        raise ModelError(f"model weights {weights} not found")
+    model = build_model(spec)
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as e:  # corrupt file or mismatched architecture
+        raise ModelError(
+            f"cannot load weights {weights} as {spec.arch} with {len(spec.bands)} bands: {e}"
+        ) from e
+    return model.eval()

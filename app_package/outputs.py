@@ -1,0 +1,39 @@
+"""Writing output folders atomically: nothing half-written is ever left behind."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from app_package.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def atomic_dir(dest: Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling folder of `dest`; on success it is renamed to `dest`.
+
+    On any exception the temporary folder is removed and `dest` is untouched.
+    """
+    dest = Path(dest)
+    if dest.exists() and not overwrite:
+        if dest.is_dir() and not any(dest.iterdir()):
+            dest.rmdir()  # an empty folder (e.g. a CWL runner's output dir) is fine
+        else:
+            raise InputError(f"output folder {dest} already exists: choose a new path or remove it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+    logger.debug("wrote %s", dest)

@@ -1,0 +1,1 @@
+"""pygeoapi process plugins: thin adapters over app_package."""
