@@ -71,6 +71,37 @@ def _run_eurosat_to_stac(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- stac-merge
+def _add_stac_merge(sub: Any) -> None:
+    p = sub.add_parser(
+        "stac-merge",
+        help="copy several STAC catalogs under one parent catalog that links them",
+    )
+    p.add_argument("output", type=Path, help="output folder (must not exist, or be empty)")
+    p.add_argument(
+        "catalogs", type=Path, nargs="+", help="catalog folders (each holding catalog.json)"
+    )
+    p.add_argument("--id", dest="catalog_id", default="merged", help="parent catalog id")
+    p.add_argument(
+        "--description",
+        default="Catalogs merged by app-package stac-merge",
+        help="parent catalog description",
+    )
+    p.add_argument("--title", default=None, help="parent catalog title")
+    p.set_defaults(handler=_run_stac_merge)
+
+
+def _run_stac_merge(args: argparse.Namespace) -> int:
+    from app_package.stac_merge import merge_catalogs
+
+    out = merge_catalogs(
+        args.catalogs, args.output, catalog_id=args.catalog_id, description=args.description,
+        title=args.title,
+    )  # fmt: skip
+    print(out)
+    return 0
+
+
 # ---------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -82,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_eurosat,):
+    for add in (_add_eurosat, _add_stac_merge):
         add(sub)
     return parser
 
