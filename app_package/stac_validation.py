@@ -1,0 +1,141 @@
+"""Offline STAC validation: STAC core schemas bundled in pystac, extension schemas from a folder.
+
+`schema_root` is a folder laid out by URL, e.g. ../shared/schemas: the schema
+`https://stac-extensions.github.io/<ext>/<ver>/schema.json` is read from
+`<schema_root>/stac-extensions.github.io/<ext>/<ver>/schema.json`. Nothing
+is fetched over the network: a schema that is neither bundled nor under `schema_root` is an error
+naming the URL, so a test can never pass by silently skipping an extension.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pystac
+from pystac.validation.stac_validator import GetSchemaError, JsonSchemaSTACValidator
+
+from app_package.errors import DataError, NotFoundError
+
+logger = logging.getLogger(__name__)
+
+
+class OfflineSTACValidator(JsonSchemaSTACValidator):
+    """pystac's JSON-schema validator that reads extension schemas from a local folder only."""
+
+    def __init__(self, schema_root: Path) -> None:
+        super().__init__()
+        self.schema_root = Path(schema_root)
+        if not self.schema_root.is_dir():
+            raise NotFoundError(
+                f"schema folder {self.schema_root} does not exist: pass the folder holding "
+                "stac-extensions.github.io/<ext>/<version>/schema.json"
+            )
+        for f in self.schema_root.rglob("schema.json"):
+            rel = f.relative_to(self.schema_root).as_posix()
+            self.schema_cache[f"https://{rel}"] = json.loads(f.read_text())
+
+    def _get_schema(self, schema_uri: str) -> dict[str, Any]:
+        uri = schema_uri.split("#", 1)[0]
+        if uri in self.schema_cache:
+            return self.schema_cache[uri]
+        raise GetSchemaError(
+            schema_uri,
+            NotFoundError(
+                f"schema {uri} is not available offline: add it under {self.schema_root} "
+                "(path = URL without https://) or drop that extension"
+            ),
+        )
+
+
+def validate_stac(
+    obj: pystac.STACObject | dict[str, Any] | str | Path, schema_root: Path
+) -> list[str]:
+    """Validate one STAC object (pystac object, dict or JSON file) offline; returns schemas used.
+
+    Raises DataError naming the object and the first schema violation.
+    """
+    validator = OfflineSTACValidator(schema_root)
+    href: str | None = None
+    if isinstance(obj, str | Path):
+        href = str(obj)
+        d = json.loads(Path(obj).read_text())
+    elif isinstance(obj, pystac.STACObject):
+        href = obj.get_self_href()
+        d = obj.to_dict(include_self_link=False, transform_hrefs=False)
+    else:
+        d = obj
+    name = href or d.get("id", "<STAC object>")
+    try:
+        return pystac.validation.validate_dict(d, href=href, validator=validator)
+    except pystac.STACValidationError as e:
+        raise DataError(f"STAC validation failed for {name}: {e}") from e
+    except GetSchemaError as e:
+        raise DataError(f"cannot validate {name}: {e}") from e
+
+
+def validate_catalog(catalog_json: str | Path, schema_root: Path) -> int:
+    """Validate a saved catalog/collection and every child and item below it; returns the count.
+
+    Validates the JSON files as written (pystac would migrate extension versions on reading).
+    """
+    validator = OfflineSTACValidator(schema_root)
+    count = 0
+    for path in walk_json(Path(catalog_json)):
+        try:
+            pystac.validation.validate_dict(
+                json.loads(path.read_text()), href=str(path), validator=validator
+            )
+        except pystac.STACValidationError as e:
+            raise DataError(f"STAC validation failed for {path}: {e}") from e
+        except GetSchemaError as e:
+            raise DataError(f"cannot validate {path}: {e}") from e
+        count += 1
+    return count
+
+
+def walk_json(root: Path) -> list[Path]:
+    """Local STAC JSON files reachable from `root` through `child` and `item` links."""
+    if not root.is_file():
+        raise NotFoundError(f"STAC file {root} does not exist")
+    out: list[Path] = []
+    todo = [root.resolve()]
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        out.append(path)
+        for link in json.loads(path.read_text()).get("links", []):
+            if link.get("rel") in ("child", "item"):
+                todo.append((path.parent / link["href"]).resolve())
+    return out
+
+
+def stac_validator_schema_map(schema_root: Path) -> dict[str, str]:
+    """A `schema_map` for stac-validator (`StacValidate(..., schema_map=...)`): keeps it offline.
+
+    Maps STAC core 1.1.0 and GeoJSON schema URLs to the copies bundled in pystac, the JSON Schema
+    draft-07 meta-schema to jsonschema-specifications' copy, and extension URLs to `schema_root`.
+    """
+    import jsonschema_specifications
+
+    bundled = Path(pystac.validation.__file__).parent / "jsonschemas"
+    out: dict[str, str] = {}
+    core = bundled / "stac-spec" / "v1.1.0"
+    for f in core.glob("*.json"):
+        spec = f"{f.stem}-spec" if f.stem in ("item", "catalog", "collection") else "item-spec"
+        out[f"https://schemas.stacspec.org/v1.1.0/{spec}/json-schema/{f.name}"] = str(f)
+    for f in (bundled / "geojson").glob("*.json"):
+        out[f"https://geojson.org/schema/{f.name}"] = str(f)
+    meta = (
+        Path(jsonschema_specifications.__file__).parent / "schemas" / "draft7" / "metaschema.json"
+    )
+    out["http://json-schema.org/draft-07/schema"] = str(meta)
+    out["http://json-schema.org/draft-07/schema#"] = str(meta)
+    for f in Path(schema_root).rglob("schema.json"):
+        out[f"https://{f.relative_to(schema_root).as_posix()}"] = str(f)
+    return out
