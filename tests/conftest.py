@@ -28,3 +28,24 @@ def shared_data() -> Path:
 def eurosat_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic EuroSAT folder: 10 classes × 6 chips, official layout, seeded."""
     return write_eurosat_tree(tmp_path_factory.mktemp("eurosat") / "EuroSAT_MS", 6, seed=0)
+
+
+# ---------------------------------------------------------------- Sentinel-2 products
+S2_TEST_SHAPE = (300, 420)  # rows, cols at 10 m: 5 × 7 chips of 64, partial at right/bottom
+
+
+@pytest.fixture(scope="session")
+def s2_bands10() -> dict:
+    """Synthetic 10 m DNs of all 13 bands (with a nodata square at the top-left)."""
+    from tests.datagen import s2_test_bands
+
+    h, w = S2_TEST_SHAPE
+    return s2_test_bands(w, h, seed=3, nodata_corner=20)
+
+
+@pytest.fixture(scope="session")
+def s2_jp2(tmp_path_factory: pytest.TempPathFactory, s2_bands10: dict) -> dict:
+    """The synthetic bands as L1C-like JP2 files at 10/20/60 m: {band: path}."""
+    from tests.datagen import write_jp2_bands
+
+    return write_jp2_bands(tmp_path_factory.mktemp("s2jp2") / "IMG_DATA", s2_bands10)
