@@ -1,0 +1,104 @@
+"""`tile-classification`: classify a Sentinel-2 L1C product into a land-cover COG + STAC.
+
+A thin adapter over `app_package.classify.classify`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from app_package import __version__
+from app_package.jobs import JobProcessor, tracking_uri
+from app_package.progress import ProgressCallback
+
+logger = logging.getLogger(__name__)
+
+SAMPLE = Path(__file__).resolve().parent.parent / "app_package" / "sample"
+SAMPLE_ITEM = SAMPLE / "s2-l1c" / "item.json"
+
+PROCESS_METADATA: dict[str, Any] = {
+    "version": __version__,
+    "id": "tile-classification",
+    "title": {"en": "Sentinel-2 tile classification"},
+    "description": {
+        "en": "Classifies every 64x64 chip of a Sentinel-2 L1C product with a trained EuroSAT "
+        "model; writes a class map and a confidence map as COGs, a PNG preview and a STAC "
+        "catalog. Progress is reported per chip batch."
+    },
+    "jobControlOptions": ["async-execute", "sync-execute"],
+    "outputTransmission": ["value"],
+    "keywords": ["EuroSAT", "Sentinel-2", "land cover", "COG", "STAC"],
+    "links": [],
+    "inputs": {
+        "model": {
+            "title": "Model",
+            "description": "The trained model: an MLflow URI (models:/name/<version>, "
+            "models:/name@alias, runs:/<id>/model), or the path of a training run's STAC "
+            "catalog / model folder under the server's data folders.",
+            "schema": {"type": "string", "format": "uri-reference", "minLength": 1},
+            "minOccurs": 1,
+            "maxOccurs": 1,
+        },
+        "product": {
+            "title": "Sentinel-2 product",
+            "description": "A STAC item (item.json) or SAFE folder of a Sentinel-2 L1C product, "
+            "as a path or URL. Default: the bundled real L1C subset (tile 33UUU).",
+            "schema": {"type": "string", "format": "uri-reference", "minLength": 1},
+            "minOccurs": 0,
+            "maxOccurs": 1,
+        },
+        "stride": {
+            "title": "Stride",
+            "description": "Pixels between chip origins (default: 64, no overlap).",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 64},
+            "minOccurs": 0,
+            "maxOccurs": 1,
+        },
+        "batch_size": {
+            "title": "Batch size",
+            "description": "Chips per inference batch.",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 8192, "default": 256},
+            "minOccurs": 0,
+            "maxOccurs": 1,
+        },
+    },
+    "outputs": {
+        "catalog": {
+            "title": "Classification catalog",
+            "description": "STAC catalog of the classified product: class-map and confidence "
+            "COGs, a PNG preview (classification extension). Asset hrefs resolve over HTTP on "
+            "this server.",
+            "schema": {
+                "type": "object",
+                "contentMediaType": "application/json",
+                "required": ["type", "id", "links"],
+            },
+        }
+    },
+    "example": {"inputs": {"model": "models:/eurosat-classifier@champion"}},
+}
+
+
+class ClassificationProcessor(JobProcessor):
+    """Runs `app_package.classify.classify` for a job."""
+
+    def __init__(self, processor_def: dict[str, Any]) -> None:
+        super().__init__(processor_def, PROCESS_METADATA)
+        self.tracking_uri = tracking_uri(processor_def)
+
+    def run(self, inputs: dict[str, Any], output: Path, progress: ProgressCallback) -> Path:
+        from app_package.classify import classify
+
+        if self.tracking_uri:  # MLflow model URIs resolve against the server's store
+            os.environ["MLFLOW_TRACKING_URI"] = self.tracking_uri
+        return classify(
+            str(inputs.get("product", SAMPLE_ITEM)),
+            str(inputs["model"]),
+            output,
+            stride=inputs.get("stride"),
+            batch_size=int(inputs.get("batch_size", 256)),
+            progress=progress,
+        )

@@ -1,0 +1,181 @@
+"""`eurosat-training`: train a EuroSAT classifier from a STAC catalog (async only).
+
+A thin adapter over `app_package.training.train`: inputs map straight onto `TrainConfig`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from app_package import __version__
+from app_package.jobs import JobProcessor, tracking_uri
+from app_package.progress import ProgressCallback
+
+logger = logging.getLogger(__name__)
+
+SAMPLE = Path(__file__).resolve().parent.parent / "app_package" / "sample"
+SAMPLE_CATALOG = SAMPLE / "eurosat" / "catalog.json"
+BAND_NAMES = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11",
+              "B12"]  # fmt: skip
+
+
+def _input(title: str, description: str, schema: dict[str, Any], required: bool = False) -> dict:
+    return {
+        "title": title,
+        "description": description,
+        "schema": schema,
+        "minOccurs": 1 if required else 0,
+        "maxOccurs": 1,
+    }
+
+
+PROCESS_METADATA: dict[str, Any] = {
+    "version": __version__,
+    "id": "eurosat-training",
+    "title": {"en": "EuroSAT classifier training"},
+    "description": {
+        "en": "Trains a land-cover CNN on EuroSAT-MS chips listed in a STAC catalog, tracks the "
+        "run in MLflow, registers the model and writes a STAC catalog of the run (model files, "
+        "metrics). Progress is reported per epoch."
+    },
+    "jobControlOptions": ["async-execute"],
+    "outputTransmission": ["value"],
+    "keywords": ["EuroSAT", "Sentinel-2", "training", "MLflow", "STAC"],
+    "links": [],
+    "inputs": {
+        "stac": _input(
+            "Training data",
+            "A static STAC catalog of EuroSAT-MS chips (path or URL of catalog.json). "
+            "Default: the bundled sample of 40 real chips.",
+            {"type": "string", "format": "uri-reference"},
+        ),
+        "bands": {
+            **_input(
+                "Bands",
+                "Sentinel-2 bands the model uses, by name. Default: all 13.",
+                {
+                    "type": "array",
+                    "items": {"type": "string", "enum": BAND_NAMES},
+                    "minItems": 1,
+                    "uniqueItems": True,
+                },
+            ),
+        },
+        "arch": _input(
+            "Architecture",
+            "Network architecture.",
+            {"type": "string", "enum": ["smallcnn", "resnet18"], "default": "smallcnn"},
+        ),
+        "epochs": _input(
+            "Epochs",
+            "Maximum number of epochs.",
+            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+        ),
+        "batch_size": _input(
+            "Batch size",
+            "Chips per training step.",
+            {"type": "integer", "minimum": 1, "maximum": 4096, "default": 64},
+        ),
+        "lr": _input(
+            "Learning rate",
+            "Initial learning rate.",
+            {"type": "number", "exclusiveMinimum": 0, "maximum": 10, "default": 0.001},
+        ),
+        "optimizer": _input(
+            "Optimizer",
+            "Optimizer.",
+            {"type": "string", "enum": ["adamw", "adam", "sgd"], "default": "adamw"},
+        ),
+        "weight_decay": _input(
+            "Weight decay",
+            "Weight decay.",
+            {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0001},
+        ),
+        "lr_schedule": _input(
+            "LR schedule",
+            "Learning-rate schedule.",
+            {"type": "string", "enum": ["cosine", "step", "constant"], "default": "cosine"},
+        ),
+        "patience": _input(
+            "Patience",
+            "Epochs without validation improvement before stopping (0: never stop early).",
+            {"type": "integer", "minimum": 0, "maximum": 1000, "default": 5},
+        ),
+        "samples_per_class": _input(
+            "Samples per class",
+            "Use at most this many chips per class (default: all).",
+            {"type": "integer", "minimum": 1},
+        ),
+        "val_fraction": _input(
+            "Validation fraction",
+            "Share of chips held out for validation.",
+            {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.2},
+        ),
+        "test_fraction": _input(
+            "Test fraction",
+            "Share of chips held out for the test metrics.",
+            {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.2},
+        ),
+        "seed": _input(
+            "Seed",
+            "Random seed (splits, initialisation, shuffling).",
+            {"type": "integer", "minimum": 0, "default": 0},
+        ),
+        "experiment": _input(
+            "MLflow experiment",
+            "Experiment the run is logged to.",
+            {"type": "string", "minLength": 1, "maxLength": 200, "default": "eurosat"},
+        ),
+        "model_name": _input(
+            "Registered model name",
+            "Name the model is registered under.",
+            {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 200,
+                "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                "default": "eurosat-classifier",
+            },
+        ),
+    },
+    "outputs": {
+        "catalog": {
+            "title": "Run catalog",
+            "description": "STAC catalog of the training run: the model (MLM extension) with its "
+            "weights, the MLflow run id and model URI, test metrics. Asset hrefs resolve over "
+            "HTTP on this server.",
+            "schema": {
+                "type": "object",
+                "contentMediaType": "application/json",
+                "required": ["type", "id", "links"],
+            },
+        }
+    },
+    "example": {
+        "inputs": {"epochs": 2, "samples_per_class": 4, "patience": 0, "seed": 0},
+    },
+}
+
+
+class TrainingProcessor(JobProcessor):
+    """Runs `app_package.training.train` for a job."""
+
+    def __init__(self, processor_def: dict[str, Any]) -> None:
+        super().__init__(processor_def, PROCESS_METADATA)
+        self.tracking_uri = tracking_uri(processor_def)
+
+    def run(self, inputs: dict[str, Any], output: Path, progress: ProgressCallback) -> Path:
+        from app_package.training import TrainConfig, train
+
+        args = dict(inputs)
+        if "bands" in args:
+            args["bands"] = tuple(args["bands"])
+        config = TrainConfig(
+            stac=str(args.pop("stac", SAMPLE_CATALOG)),
+            output=output,
+            tracking_uri=self.tracking_uri,
+            **args,
+        )
+        return train(config, progress).catalog
