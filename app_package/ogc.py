@@ -120,7 +120,7 @@ class HrefPolicy:
     """Which references a job may read: schemes, local folders and network ranges."""
 
     data_roots: tuple[Path, ...] = ()
-    schemes: frozenset[str] = frozenset({"file", "http", "https"})
+    schemes: frozenset[str] = frozenset({"file", "http", "https", "models", "runs"})
     allow_private: bool = False
     allowed_hosts: frozenset[str] = field(default_factory=frozenset)
 
@@ -129,7 +129,7 @@ class HrefPolicy:
         roots = conf.get("data_roots") or []
         if isinstance(roots, str):
             roots = [r for r in roots.split(os.pathsep) if r]
-        schemes = conf.get("href_schemes") or ["file", "http", "https"]
+        schemes = conf.get("href_schemes") or ["file", "http", "https", "models", "runs"]
         if isinstance(schemes, str):
             schemes = [s.strip() for s in schemes.split(",") if s.strip()]
         hosts = conf.get("allowed_hosts") or []

@@ -81,7 +81,7 @@ PROCESS_METADATA: dict[str, Any] = {
         "lr": _input(
             "Learning rate",
             "Initial learning rate.",
-            {"type": "number", "exclusiveMinimum": 0, "maximum": 10, "default": 0.001},
+            {"type": "number", "minimum": 1e-8, "maximum": 10, "default": 0.001},
         ),
         "optimizer": _input(
             "Optimizer",
@@ -111,12 +111,12 @@ PROCESS_METADATA: dict[str, Any] = {
         "val_fraction": _input(
             "Validation fraction",
             "Share of chips held out for validation.",
-            {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.2},
+            {"type": "number", "minimum": 0.01, "maximum": 0.9, "default": 0.2},
         ),
         "test_fraction": _input(
             "Test fraction",
             "Share of chips held out for the test metrics.",
-            {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.2},
+            {"type": "number", "minimum": 0.01, "maximum": 0.9, "default": 0.2},
         ),
         "seed": _input(
             "Seed",

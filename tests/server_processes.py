@@ -1,4 +1,4 @@
-"""A small process for the live-server tests: sleeps N steps reporting progress, writes a STAC catalog.
+"""A small test process: sleeps N steps reporting progress, then writes a STAC catalog.
 
 Defined only in tests/server-config.yml; it exercises the job machinery without training a model.
 """
