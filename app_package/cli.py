@@ -152,6 +152,29 @@ def _run_stac_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- serve
+def _add_serve(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="start the OGC API - Processes server (pygeoapi + uvicorn; jobs in child processes)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5000, help="port to listen on (default: 5000)")
+    p.add_argument(
+        "--config", type=Path, default=None,
+        help="pygeoapi configuration (default: $APP_PACKAGE_CONFIG or the bundled "
+        "pygeoapi-config.yml); data go to $APP_PACKAGE_DATA_DIR (default: ./var)",
+    )  # fmt: skip
+    p.set_defaults(handler=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from app_package.server import serve
+
+    serve(args.host, args.port, args.config)
+    return 0
+
+
 # ---------------------------------------------------------------- train / best-model
 def _add_train(sub: Any) -> None:
     from app_package.training import LR_SCHEDULES, OPTIMIZERS, TrainConfig
@@ -341,7 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_eurosat, _add_download, _add_stac_merge, _add_train, _add_best_model):
+    for add in (
+        _add_eurosat,
+        _add_download,
+        _add_stac_merge,
+        _add_serve,
+        _add_train,
+        _add_best_model,
+    ):
         add(sub)
     return parser
 
