@@ -82,7 +82,7 @@ def run(jobs: int, clients: int, max_jobs: int, steps: int) -> dict[str, Any]:
         def session() -> requests.Session:
             if not hasattr(local, "s"):
                 local.s = requests.Session()
-            return local.s  # type: ignore[no-any-return]
+            return local.s
 
         def submit(i: int) -> tuple[float, int, str]:
             t = time.perf_counter()
