@@ -353,6 +353,44 @@ def _run_best_model(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- classify
+def _add_classify(sub: Any) -> None:
+    p = sub.add_parser(
+        "classify",
+        help="classify a Sentinel-2 product chip by chip into a COG class map + STAC catalog",
+    )
+    p.add_argument(
+        "product",
+        help="STAC item file or URL, staged-in folder holding catalog.json, or a .SAFE folder",
+    )
+    p.add_argument(
+        "--model", required=True,
+        help="models:/name@alias, models:/name/N, runs:/ID/model, a model folder, or a training "
+        "output catalog.json",
+    )  # fmt: skip
+    p.add_argument("--output", required=True, type=Path, help="output folder (must not exist)")
+    p.add_argument(
+        "--stride", type=int, default=None,
+        help="chip step in pixels (default: the chip size; a divisor of it averages overlapping "
+        "chips into a finer map)",
+    )  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=256, help="chips per batch (default 256)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.set_defaults(handler=_run_classify)
+
+
+def _run_classify(args: argparse.Namespace) -> int:
+    from app_package.classify import classify
+
+    with progress_bar("classify") as progress:
+        out = classify(
+            args.product, args.model, args.output, stride=args.stride,
+            batch_size=args.batch_size, device=args.device, progress=progress,
+        )  # fmt: skip
+    print(out)
+    return 0
+
+
 # ---------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -371,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_serve,
         _add_train,
         _add_best_model,
+        _add_classify,
     ):
         add(sub)
     return parser
