@@ -1,0 +1,359 @@
+"""Training: the data path, the loop, every option's effect, bad input, and `train` end to end.
+
+Each test uses its own sqlite MLflow store under tmp_path and checks no run is left RUNNING.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from app_package.bands import EUROSAT_CLASS_NAMES
+from app_package.errors import AppPackageError, DataError, InputError, TrackingError
+from app_package.model import ModelSpec, build_model, load_local
+from app_package.training import (
+    ChipBatches,
+    TrainConfig,
+    augment_batch,
+    fit,
+    make_optimizer,
+    predict_logits,
+    train,
+    validate_config,
+)
+from tests.conftest import SHARED_SCHEMAS
+from tests.datagen import make_chip, write_eurosat_tree
+
+SCHEMAS = SHARED_SCHEMAS
+
+
+# ------------------------------------------------------------------ helpers (shared)
+def make_catalog(root: Path, n_per_class: int | dict[str, int] = 5, seed: int = 0) -> str:
+    """A EuroSAT tree written by code, turned into a static STAC catalog; returns its path."""
+    from app_package.eurosat_stac import eurosat_to_stac
+
+    tree = write_eurosat_tree(root / "EuroSAT_MS", n_per_class, seed=seed)
+    return str(eurosat_to_stac(tree, root / "stac"))
+
+
+def store(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def assert_no_run_left_running(uri: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    for exp in client.search_experiments():
+        for run in client.search_runs([exp.experiment_id]):
+            assert run.info.status != "RUNNING", f"run {run.info.run_id} left RUNNING"
+
+
+def quick_config(stac: str, tmp_path: Path, **kw: object) -> TrainConfig:
+    base = TrainConfig(
+        stac=stac,
+        output=tmp_path / "out",
+        epochs=2,
+        batch_size=16,
+        val_fraction=0.2,
+        test_fraction=0.2,
+        tracking_uri=store(tmp_path),
+        device="cpu",
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def synthetic(
+    n_per_class: int = 6, bands: int = 13, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = np.stack([make_chip(c, rng, bands) for c in range(10) for _ in range(n_per_class)])
+    y = np.repeat(np.arange(10), n_per_class).astype(np.int64)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return make_catalog(tmp_path_factory.mktemp("train-data"), 5)
+
+
+# ------------------------------------------------------------------ data path
+def test_batches_normalise_by_band_name_and_augment_only_when_asked() -> None:
+    x, y = synthetic(2)
+    spec = ModelSpec.for_bands("smallcnn", ("B8A", "B02"))
+    data = ChipBatches(x[:, :2], y, spec, torch.device("cpu"))
+    idx = torch.arange(len(y))
+    xb, yb = data.batch(idx)
+    expected = (x[:, 0].astype(np.float32) - 2594.14) / 1231.59  # B8A statistics, first channel
+    np.testing.assert_allclose(xb[:, 0].numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(yb, torch.from_numpy(y))
+    again, _ = data.batch(idx)
+    assert torch.equal(xb, again), "without augmentation a batch is deterministic"
+    aug, _ = data.batch(idx, augment=True, generator=torch.Generator().manual_seed(1))
+    assert not torch.equal(aug, xb)
+    # augmentation only permutes pixels within each chip (flips/rotations)
+    torch.testing.assert_close(aug.sum((2, 3)), xb.sum((2, 3)), rtol=1e-4, atol=1e-2)
+
+
+def test_augment_batch_is_per_chip_dihedral() -> None:
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4).repeat(64, 1, 1, 1)
+    out = augment_batch(x, torch.Generator().manual_seed(0))
+    dihedral = []
+    for k in range(4):
+        r = torch.rot90(x[0], k, (-2, -1))
+        dihedral += [r, r.flip(-1)]
+    seen = set()
+    for chip in out[::2]:
+        matches = [i for i, d in enumerate(dihedral) if torch.equal(chip, d)]
+        assert matches, "every augmented chip is a rotation/reflection of the original"
+        seen.add(matches[0])
+    assert len(seen) > 4, "chips get independent transforms"
+
+
+def test_evaluation_is_never_augmented() -> None:
+    x, y = synthetic(2)
+    spec = ModelSpec.for_bands(
+        "smallcnn", tuple(TrainConfig(stac="", output=Path()).resolved_bands())
+    )
+    data = ChipBatches(x, y, spec, torch.device("cpu"))
+    torch.manual_seed(0)
+    model = build_model(spec)
+    a = predict_logits(model, data, amp=False)
+    b = predict_logits(model, data, amp=False)
+    assert torch.equal(a, b)
+
+
+# ------------------------------------------------------------------ every option has an effect
+def _fit(config: TrainConfig, n_per_class: int = 4) -> tuple[list[float], list[float], int, object]:
+    x, y = synthetic(n_per_class)
+    bands = config.resolved_bands()
+    spec = ModelSpec.for_bands(config.arch, bands)
+    torch.manual_seed(config.seed)
+    model = build_model(spec)
+    train_data = ChipBatches(x[:, : len(bands)], y, spec, torch.device("cpu"))
+    val_data = ChipBatches(x[:20, : len(bands)], y[:20], spec, torch.device("cpu"))
+    res = fit(model, train_data, val_data, config)
+    return (
+        [h.lr for h in res.history],
+        [h.train_loss for h in res.history],
+        len(res.history),
+        res,
+    )
+
+
+def test_loop_options_change_the_run() -> None:
+    base = TrainConfig(stac="x", output=Path("o"), epochs=3, batch_size=16, patience=0)
+    lrs, losses, n, _ = _fit(base)
+    assert n == 3
+    assert lrs[0] == pytest.approx(1e-3)
+    assert lrs[1] < lrs[0], "cosine schedule decays"
+    # epochs
+    assert _fit(replace(base, epochs=1))[2] == 1
+    # lr
+    assert _fit(replace(base, lr=5e-3))[0][0] == pytest.approx(5e-3)
+    # schedule
+    assert _fit(replace(base, lr_schedule="constant"))[0] == [1e-3] * 3
+    step = _fit(replace(base, lr_schedule="step"))[0]
+    assert step == pytest.approx([1e-3, 1e-4, 1e-5])
+    # seed: same seed reproduces, another seed differs
+    assert _fit(base)[1] == losses
+    assert _fit(replace(base, seed=1))[1] != losses
+    # augmentation and mixed precision change the training losses
+    assert _fit(replace(base, augment=False))[1] != losses
+    assert _fit(replace(base, amp=False))[1] != losses
+
+
+def test_batch_size_sets_the_number_of_steps() -> None:
+    x, y = synthetic(4)  # 40 chips
+    spec = ModelSpec.for_bands("smallcnn", TrainConfig(stac="", output=Path()).resolved_bands())
+    for bs, steps in ((16, 3), (8, 5)):
+        model = build_model(spec)
+        sizes: list[int] = []
+
+        def count(m: torch.nn.Module, args: tuple, sizes: list[int] = sizes) -> None:
+            if m.training:
+                sizes.append(args[0].shape[0])
+
+        model.register_forward_pre_hook(count)
+        data = ChipBatches(x, y, spec, torch.device("cpu"))
+        fit(model, data, data, TrainConfig(stac="x", output=Path("o"), epochs=1, batch_size=bs))
+        assert len(sizes) == steps and max(sizes) == bs
+
+
+def test_optimizer_and_weight_decay_reach_the_optimizer() -> None:
+    model = torch.nn.Linear(2, 2)
+    base = TrainConfig(stac="x", output=Path("o"))
+    assert isinstance(make_optimizer(model, base), torch.optim.AdamW)
+    assert isinstance(make_optimizer(model, replace(base, optimizer="adam")), torch.optim.Adam)
+    sgd = make_optimizer(model, replace(base, optimizer="sgd", weight_decay=0.05))
+    assert isinstance(sgd, torch.optim.SGD)
+    assert sgd.param_groups[0]["weight_decay"] == 0.05
+
+
+def test_patience_stops_early_when_validation_stops_improving() -> None:
+    # an absurd learning rate makes the validation loss blow up after the first epoch
+    cfg = TrainConfig(stac="x", output=Path("o"), epochs=6, optimizer="sgd", lr=1e4,
+                      lr_schedule="constant", amp=False)  # fmt: skip
+    assert _fit(replace(cfg, patience=2))[2] < 6
+    assert _fit(replace(cfg, patience=0))[2] == 6
+
+
+def test_arch_and_bands_shape_the_model() -> None:
+    *_, res = _fit(TrainConfig(stac="x", output=Path("o"), epochs=1, bands=("B04", "B03", "B02")))
+    first = next(m for m in res.model.modules() if isinstance(m, torch.nn.Conv2d))  # type: ignore[attr-defined]
+    assert first.in_channels == 3
+    spec = ModelSpec.for_bands("resnet18", ("B02",))
+    assert type(build_model(spec)).__name__ == "ResNet18"
+
+
+# ------------------------------------------------------------------ bad input: fails up front
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"bands": ("B02", "B99")}, "unknown band 'B99'"),
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"lr": -0.1}, "learning rate must be a positive"),
+        ({"batch_size": 0}, "batch size"),
+        ({"optimizer": "lbfgs"}, "unknown optimizer"),
+        ({"lr_schedule": "poly"}, "unknown LR schedule"),
+        ({"arch": "vgg"}, "unknown architecture"),
+        ({"val_fraction": 0.6, "test_fraction": 0.5}, "nothing would be left"),
+        ({"device": "cuda:0" if not torch.cuda.is_available() else "tpu"}, "device"),
+        ({"patience": -1}, "patience"),
+    ],
+)
+def test_bad_options_fail_before_any_run(tmp_path: Path, change: dict, match: str) -> None:
+    cfg = quick_config("does-not-matter.json", tmp_path, **change)
+    with pytest.raises(InputError, match=match):
+        train(cfg)
+    assert not (tmp_path / "mlflow.db").exists(), "no store touched, no run started"
+    assert not cfg.output.exists()
+
+
+def test_unreachable_stac_and_server(tmp_path: Path, catalog: str) -> None:
+    cfg = quick_config(str(tmp_path / "nowhere" / "catalog.json"), tmp_path)
+    with pytest.raises(AppPackageError):
+        train(cfg)
+    assert_no_run_left_running(store(tmp_path))
+    assert not cfg.output.exists()
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = quick_config(catalog, tmp_path, tracking_uri=f"http://127.0.0.1:{port}")
+    with pytest.raises(TrackingError, match="unreachable"):
+        train(cfg)
+    assert not cfg.output.exists()
+
+
+def test_empty_class_and_too_few_samples(tmp_path: Path) -> None:
+    counts = {c: 0 if c == "River" else 4 for c in EUROSAT_CLASS_NAMES}
+    stac = make_catalog(tmp_path / "a", counts)
+    with pytest.raises(DataError, match="River"):
+        train(quick_config(stac, tmp_path))
+    few = make_catalog(tmp_path / "b", 2)
+    with pytest.raises(AppPackageError, match=r"too few|at least"):
+        train(quick_config(few, tmp_path))
+    assert_no_run_left_running(store(tmp_path))
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_maps_bad_input_to_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from app_package.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--stac", "x.json", "--output", str(tmp_path / "o"), "--epochs", "0",
+              "--tracking-uri", store(tmp_path)])  # fmt: skip
+    assert e.value.code == 2
+    assert "epochs must be at least 1" in capsys.readouterr().err
+
+
+def test_validate_config_canonicalises_bands() -> None:
+    cfg = validate_config(TrainConfig(stac="x", output=Path("o"), bands=("red", "b8a")))
+    assert cfg.bands == ("B04", "B8A")
+
+
+# ------------------------------------------------------------------ the whole run
+def test_train_tracks_registers_and_writes_a_valid_mlm_catalog(
+    tmp_path: Path, catalog: str
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from app_package.stac_validation import validate_catalog
+    from app_package.tracking import best_model_uri, load_model
+
+    messages: list[tuple[float, str]] = []
+    cfg = quick_config(catalog, tmp_path, patience=0)
+    result = train(cfg, lambda p, m: messages.append((p, m)))
+    uri = store(tmp_path)
+    assert_no_run_left_running(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["epochs"] == "2"
+    assert run.data.params["bands"].split(",")[8] == "B8A"
+    assert [m.step for m in client.get_metric_history(result.run_id, "val_accuracy")] == [1, 2]
+    assert [m.step for m in client.get_metric_history(result.run_id, "train_loss")] == [1, 2]
+    assert run.data.metrics["test_accuracy"] == pytest.approx(result.test_metrics["accuracy"])
+    assert "test_f1_SeaLake" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(result.run_id, "metrics")}
+    assert {"metrics/confusion_matrix.png", "metrics/confusion_matrix.json"} <= artifacts
+    assert run.inputs is not None
+    inputs = run.inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.digest
+    tags = {t.key: t.value for t in inputs[0].tags}
+    assert tags["stac"] == catalog
+    assert sum(json.loads(tags["class_counts"]).values()) == 50
+    # registry: version 1 is the champion, best-model resolves it and it loads
+    assert result.model_uri == "models:/eurosat-classifier/1" and result.is_champion
+    assert str(client.get_model_version_by_alias("eurosat-classifier", "champion").version) == "1"
+    champion = best_model_uri(tracking_uri=uri)
+    assert champion == "models:/eurosat-classifier@champion"
+    model, spec = load_model(champion, uri)
+    assert spec.bands[8] == "B8A"
+    # output catalog: validates offline; the portable weights give the logged model's outputs
+    assert validate_catalog(result.catalog, SCHEMAS) == 2
+    item_dir = result.catalog.parent / "eurosat-classifier-v1"
+    local = load_local(item_dir / "model.pt", spec)
+    x = torch.randn(3, 13, 64, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(local(x), model(x), rtol=1e-4, atol=1e-4)
+    metrics = json.loads((item_dir / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(result.test_metrics["accuracy"])
+    assert (item_dir / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    # progress: monotone, ends at 100
+    percents = [p for p, _ in messages]
+    assert percents == sorted(percents) and percents[-1] == 100.0
+
+
+def test_data_and_tracking_options_change_the_run(tmp_path: Path, catalog: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    other_store = tmp_path / "other"
+    other_store.mkdir()
+    cfg = quick_config(
+        catalog, tmp_path, epochs=1, bands=("B04", "B03", "B02"), samples_per_class=4,
+        val_fraction=0.25, test_fraction=0.25, tracking_uri=store(other_store),
+        experiment="exp-b", model_name="model-b", seed=3,
+    )  # fmt: skip
+    r = train(cfg)
+    uri = store(other_store)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run = client.get_run(r.run_id)
+    assert client.get_experiment(run.info.experiment_id).name == "exp-b"
+    assert r.model_uri == "models:/model-b/1"
+    p = run.data.params
+    assert p["bands"] == "B04,B03,B02"
+    assert p["dataset_chips"] == "40"  # samples_per_class × 10
+    assert (p["n_train"], p["n_val"], p["n_test"]) == ("20", "10", "10")
+    assert p["seed"] == "3"
+    assert not (tmp_path / "mlflow.db").exists(), "the tracking URI was honoured"
+    item = json.loads(next(r.catalog.parent.glob("*/model-b-v1.json")).read_text())
+    assert item["properties"]["mlm:input"][0]["bands"] == ["B04", "B03", "B02"]
+    assert_no_run_left_running(uri)
