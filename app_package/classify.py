@@ -225,6 +225,15 @@ def _prefetch(it: Iterator[Strip], depth: int = 1) -> Iterator[Strip]:
                 t.join(timeout=0.1)
 
 
+def eval_mode(module: torch.nn.Module) -> torch.nn.Module:
+    """`module.eval()`; torch.export programs (MLflow's pt2 format) were exported in eval mode."""
+    import torch
+
+    if isinstance(module, torch.fx.GraphModule):
+        return module
+    return module.eval()
+
+
 class ChipClassifier:
     """Batched inference: uint16 chips -> class probabilities, bands/normalisation from the spec."""
 
@@ -236,7 +245,9 @@ class ChipClassifier:
         self.spec = spec
         self.device = device
         self.batch_size = max(1, batch_size)
-        self.module = module.to(device).eval().to(memory_format=torch.channels_last)
+        self.module = eval_mode(module).to(device)
+        if not isinstance(self.module, torch.fx.GraphModule):  # exported graphs keep their layout
+            self.module = self.module.to(memory_format=torch.channels_last)
         # bf16 autocast where the hardware has it; tests check it gives the classes of fp32
         self.autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
 

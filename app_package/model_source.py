@@ -139,7 +139,25 @@ def _load_mlflow(uri: str) -> LoadedModel:
         )
     spec = ModelSpec.from_dict(meta[SPEC_METADATA_KEY])
     version = _registry_version(uri)
-    return LoadedModel(module.eval(), spec, uri, version)
+    return LoadedModel(_eager(module, spec, uri), spec, uri, version)
+
+
+def _eager(module: nn.Module, spec: ModelSpec, uri: str) -> nn.Module:
+    """An eager network for MLflow's pt2 (torch.export) models, which fix the batch size and
+    refuse eval()/channels_last: the same weights loaded into `build_model(spec)`."""
+    import torch
+
+    from app_package.model import build_model
+
+    if not isinstance(module, torch.fx.GraphModule):
+        return module.eval()
+    try:
+        eager = build_model(spec)
+        eager.load_state_dict(module.state_dict())
+    except Exception as e:  # a custom architecture: keep the exported graph as it is
+        logger.warning("using %s as an exported graph (%s): batch sizes may be fixed", uri, e)
+        return module
+    return eager.eval()
 
 
 def _registry_version(uri: str) -> str | None:

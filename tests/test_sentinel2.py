@@ -156,5 +156,5 @@ def test_not_found_and_safe_without_metadata(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="not found"):
         open_product(tmp_path / "nope.json")
     (tmp_path / "X.SAFE").mkdir()
-    with pytest.raises(DataError, match="MTD_MSIL1C.xml"):
+    with pytest.raises(DataError, match=r"MTD_MSIL1C\.xml"):
         open_product(tmp_path / "X.SAFE")
