@@ -355,3 +355,21 @@ def test_real_l1c_subset_end_to_end(
     assert expect.sum() >= 1
     assert np.array_equal(got == 255, expect)
     assert validate_catalog(cat, SHARED_SCHEMAS) == 2
+
+
+def test_bf16_autocast_gives_the_classes_of_fp32(
+    s2_jp2: dict, fitted_model: tuple[Path, torch.nn.Module]
+) -> None:
+    """The speed-up (bf16 autocast + channels_last) must not change the map."""
+    from app_package.classify import ChipClassifier
+
+    folder, model = fitted_model
+    spec = load_model_info(str(folder)).spec
+    _, padded = reference_chips(s2_jp2, spec.bands, 64, 32)
+    chips = np.stack(
+        [padded[:, y : y + 64, x : x + 64] for y in range(0, 256, 32) for x in range(0, 384, 32)]
+    )
+    fp32 = ChipClassifier(model, spec, torch.device("cpu"), 64, "fp32")(chips)
+    bf16 = ChipClassifier(model, spec, torch.device("cpu"), 64, "bf16")(chips)
+    assert np.array_equal(fp32.argmax(1), bf16.argmax(1))
+    np.testing.assert_allclose(fp32, bf16, atol=0.05)

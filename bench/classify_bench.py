@@ -1,0 +1,214 @@
+"""Whole-tile classification benchmark: decode floor, classify command, model throughput, peak RSS.
+
+Builds (once, cached outside the repo) a full-size L1C tile from the real 1536×768 subset by
+mirrored tiling: 10980² at 10 m, 5490² at 20 m, 1830² at 60 m, all 13 bands, lossless OpenJPEG
+JPEG2000 with 1024² tiles like ESA's products, in a SAFE layout (baseline 04.00, so the offset
+path is timed too). Then measures on `--threads` cores:
+  (a) decoding every band and nothing else, (b) `app-package classify` end to end (COG + STAC),
+  (c) model-only chip throughput, (d) the classify command's peak RSS.
+
+Run: `.venv/bin/python -m bench.classify_bench [--device cuda] [--arch resnet18]`.
+Writes bench/results/classify.json (or --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+SUBSET = REPO.parent / "shared" / "data" / "s2-l1c-T33UUU-subset"
+DEFAULT_TILE_DIR = Path.home() / ".cache" / "app-package" / "bench-tile"
+TILE = 10980
+STAMP = "20170216T102101"
+SAFE_NAME = f"S2A_MSIL1C_{STAMP}_N0400_R065_T33UUU_BENCH.SAFE"
+
+
+def build_tile(tile_dir: Path, subset: Path = SUBSET) -> Path:
+    """The full-size SAFE product (built once; reused while its marker file exists)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from app_package.bands import S2_BANDS
+
+    safe = tile_dir / SAFE_NAME
+    marker = tile_dir / "complete.json"
+    if marker.is_file() and safe.is_dir():
+        return safe
+    if not subset.is_dir():
+        raise SystemExit(f"real L1C subset not found at {subset}: the bench tile is built from it")
+    shutil.rmtree(tile_dir, ignore_errors=True)
+    img = safe / "GRANULE" / f"L1C_T33UUU_A008000_{STAMP}" / "IMG_DATA"
+    img.mkdir(parents=True)
+    from tests.datagen import write_mtd
+
+    write_mtd(safe / "MTD_MSIL1C.xml", baseline="04.00")
+    t0 = time.perf_counter()
+    for b in S2_BANDS:
+        src = subset / f"T33UUU_{STAMP}_{b.name}.jp2"
+        with rasterio.open(src) as ds:
+            small = ds.read(1)
+            crs, t = ds.crs, ds.transform
+        size = TILE * 10 // b.resolution_m
+        h, w = small.shape
+        full = np.pad(small, ((0, size - h), (0, size - w)), mode="symmetric")
+        dst = img / f"T33UUU_{STAMP}_{b.name}.jp2"
+        with rasterio.open(
+            dst, "w", driver="JP2OpenJPEG", width=size, height=size, count=1, dtype="uint16",
+            crs=crs, transform=from_origin(t.c, t.f, t.a, t.a), QUALITY="100", REVERSIBLE="YES",
+            BLOCKXSIZE="1024", BLOCKYSIZE="1024", NUM_THREADS="ALL_CPUS",
+        ) as out:  # fmt: skip
+            out.write(full, 1)
+        print(f"encoded {b.name} ({size}²) at {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    marker.write_text(json.dumps({"built_s": time.perf_counter() - t0, "size": TILE}))
+    return safe
+
+
+def measure_decode(safe: Path, threads: int) -> float:
+    """(a) Seconds to decode every band once, whole, with GDAL's JPEG2000 threads."""
+    import rasterio
+
+    t0 = time.perf_counter()
+    with rasterio.Env(GDAL_NUM_THREADS=str(threads), GDAL_CACHEMAX=64):
+        for f in sorted(safe.glob("GRANULE/*/IMG_DATA/*.jp2")):
+            with rasterio.open(f) as ds:
+                ds.read(1)
+    return time.perf_counter() - t0
+
+
+def make_model(tile_dir: Path, arch: str) -> Path:
+    """A model folder of `arch` over EuroSAT's 13 bands (random weights: speed is the point)."""
+    import torch
+
+    from app_package.bands import EUROSAT_FILE_BAND_ORDER
+    from app_package.model import ModelSpec, build_model, save_local
+
+    folder = tile_dir / f"model-{arch}"
+    if not (folder / "model.json").is_file():
+        torch.manual_seed(0)
+        spec = ModelSpec.for_bands(arch, EUROSAT_FILE_BAND_ORDER)
+        save_local(build_model(spec), spec, folder)
+    return folder
+
+
+def measure_model(model_dir: Path, device: str, batch_size: int, n_chips: int) -> dict[str, Any]:
+    """(c) Chips/s of normalise + model + softmax on random uint16 chips (pipeline's classifier)."""
+    import torch
+
+    from app_package.classify import ChipClassifier
+    from app_package.model import resolve_device
+    from app_package.model_source import load_model
+
+    module, spec = load_model(str(model_dir))
+    dev = resolve_device(device)
+    rng = np.random.default_rng(0)
+    chips = rng.integers(300, 4000, size=(n_chips, len(spec.bands), 64, 64), dtype=np.uint16)
+    out: dict[str, Any] = {}
+    for precision in ("fp32", "bf16"):
+        clf = ChipClassifier(module, spec, dev, batch_size, precision)
+        clf(chips[: batch_size * 2])  # warm-up
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        probs = clf(chips)
+        dt = time.perf_counter() - t0
+        out[f"{precision}_chips_per_s"] = round(n_chips / dt, 1)
+        out[f"{precision}_classes"] = probs.argmax(1)
+    same = float((out.pop("fp32_classes") == out.pop("bf16_classes")).mean())
+    out["bf16_fp32_class_agreement"] = same
+    out["n_chips"] = n_chips
+    return out
+
+
+def measure_classify(
+    safe: Path, model_dir: Path, device: str, batch_size: int, threads: int
+) -> dict[str, Any]:
+    """(b) + (d): the CLI in a child process: wall time and its peak RSS."""
+    out_dir = Path(tempfile.mkdtemp(prefix="classify-bench-")) / "out"
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    cmd = [
+        sys.executable, "-c", "from app_package.cli import main; main()", "classify", str(safe),
+        "--model", str(model_dir), "--output", str(out_dir), "--device", device,
+        "--batch-size", str(batch_size),
+    ]  # fmt: skip
+    if shutil.which("taskset") and (os.cpu_count() or 1) > threads and device == "cpu":
+        cmd = ["taskset", "-c", f"0-{threads - 1}", *cmd]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"classify failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    item = next(out_dir.glob("*/*-landcover.json"))
+    props = json.loads(item.read_text())["properties"]
+    shutil.rmtree(out_dir.parent, ignore_errors=True)
+    return {
+        "wall_s": round(wall, 2), "peak_rss_mb": round(rss_kib / 1024, 1),
+        "map_shape": props["proj:shape"], "command": " ".join(cmd[-12:]),
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--tile-dir", type=Path, default=DEFAULT_TILE_DIR, help="tile cache folder")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "classify.json")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--arch", default="smallcnn", help="smallcnn or resnet18")
+    p.add_argument("--threads", type=int, default=2, help="CPU cores to use (default 2)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--model-chips", type=int, default=4096, help="chips for the model-only run")
+    p.add_argument("--skip-classify", action="store_true", help="only (a) and (c)")
+    args = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    safe = build_tile(args.tile_dir)
+    model_dir = make_model(args.tile_dir, args.arch)
+    if args.device == "cpu" and shutil.which("taskset") and (os.cpu_count() or 1) > args.threads:
+        os.sched_setaffinity(0, set(range(args.threads)))
+    result: dict[str, Any] = {
+        "machine": {
+            "cpu_cores_used": args.threads, "cpu_count": os.cpu_count(),
+            "platform": platform.platform(), "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,
+        },
+        "tile": {"size_10m": TILE, "bands": 13, "path": str(safe)},
+        "device": args.device, "arch": args.arch, "batch_size": args.batch_size,
+    }  # fmt: skip
+    print("(a) decoding all bands …", file=sys.stderr)
+    result["a_decode_s"] = round(measure_decode(safe, args.threads), 2)
+    print(f"    {result['a_decode_s']} s\n(c) model throughput …", file=sys.stderr)
+    result["c_model"] = measure_model(model_dir, args.device, args.batch_size, args.model_chips)
+    print(f"    {result['c_model']}", file=sys.stderr)
+    if not args.skip_classify:
+        print("(b) classify command …", file=sys.stderr)
+        b = measure_classify(safe, model_dir, args.device, args.batch_size, args.threads)
+        result["b_classify"] = b
+        result["d_peak_rss_mb"] = b["peak_rss_mb"]
+        result["b_over_a"] = round(b["wall_s"] / result["a_decode_s"], 3)
+        result["goals"] = {
+            "b_le_60s": b["wall_s"] <= 60, "b_le_1.25a": result["b_over_a"] <= 1.25,
+            "c_ge_3000": result["c_model"]["bf16_chips_per_s"] >= 3000
+            or result["c_model"]["fp32_chips_per_s"] >= 3000,
+            "d_le_4gb": b["peak_rss_mb"] <= 4096,
+        }  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
