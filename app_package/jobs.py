@@ -96,6 +96,7 @@ class ChildProcessManager(BaseManager):
         self.max_jobs = max(1, int(manager_def.get("max_jobs", 2)))
         self.outputs_url = str(manager_def.get("outputs_url", "")).rstrip("/")
         self._lock = FileLock(f"{self.db_path}.lock")
+        self._tlock = threading.Lock()
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._subscribers: dict[str, dict[str, str]] = {}
         self._wake = threading.Event()
@@ -107,7 +108,13 @@ class ChildProcessManager(BaseManager):
     @contextlib.contextmanager
     def _db(self) -> Iterator[tinydb.TinyDB]:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, tinydb.TinyDB(self.db_path) as db:
+        # threads of this process queue on a plain lock; the file lock (shared with the job
+        # children) is polled briefly: its default 50 ms poll would dominate request latency
+        with (
+            self._tlock,
+            self._lock.acquire(poll_interval=0.002),
+            tinydb.TinyDB(self.db_path) as db,
+        ):
             yield db
 
     def add_job(self, job_metadata: dict[str, Any]) -> str:
@@ -173,6 +180,12 @@ class ChildProcessManager(BaseManager):
         self, process_id: str, inputs: dict[str, Any], subscriber: dict[str, str] | None = None
     ) -> str:
         """Queue a job (status `accepted`) and wake the supervisor; return its id."""
+        return str(self.submit_job(process_id, inputs, subscriber)["identifier"])
+
+    def submit_job(
+        self, process_id: str, inputs: dict[str, Any], subscriber: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Like `submit`, returning the new job record."""
         if process_id not in self.processes:
             raise JobNotFoundError(process_id)
         job_id = str(uuid.uuid4())
@@ -190,25 +203,24 @@ class ChildProcessManager(BaseManager):
         tmp.write_text(json.dumps(spec))
         tmp.rename(self.requests_dir / f"{job_id}.json")
         t = now()
-        self.add_job(
-            {
-                "type": "process",
-                "identifier": job_id,
-                "process_id": process_id,
-                "status": "accepted",
-                "message": "queued",
-                "progress": 0,
-                "created": t,
-                "updated": t,
-                "started": None,
-                "finished": None,
-                "location": None,
-                "mimetype": "application/json",
-                "pid": None,
-            }
-        )
+        job = {
+            "type": "process",
+            "identifier": job_id,
+            "process_id": process_id,
+            "status": "accepted",
+            "message": "queued",
+            "progress": 0,
+            "created": t,
+            "updated": t,
+            "started": None,
+            "finished": None,
+            "location": None,
+            "mimetype": "application/json",
+            "pid": None,
+        }
+        self.add_job(job)
         self._wake.set()
-        return job_id
+        return job
 
     def execute_process(
         self,

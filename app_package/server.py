@@ -62,8 +62,56 @@ def prepare_environment(host: str, port: int, config: Path) -> dict[str, Any]:
     return cfg
 
 
+EXCEPTION_SCHEMA = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+}
+EXECUTE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "inputs": {"type": "object"},
+        "outputs": {"type": "object"},
+        "response": {"type": "string", "enum": ["raw", "document"]},
+        "subscriber": {
+            "type": "object",
+            "required": ["successUri"],
+            "properties": {
+                "successUri": {"type": "string", "format": "uri"},
+                "inProgressUri": {"type": "string", "format": "uri"},
+                "failedUri": {"type": "string", "format": "uri"},
+            },
+        },
+    },
+}
+
+
+def _inline_remote_refs(node: Any, key: str = "") -> Any:
+    """Replace $refs to schemas.opengis.net (unreachable offline) by inline equivalents."""
+    if isinstance(node, list):
+        return [_inline_remote_refs(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("http"):
+        name = ref.rsplit("/", 1)[-1].removesuffix(".yaml")
+        if key == "schema":
+            return dict(EXECUTE_SCHEMA if name == "execute" else EXCEPTION_SCHEMA)
+        body = EXCEPTION_SCHEMA if name in ("NotFound", "ServerError", "InvalidParameter") else {}
+        schema = body or {"type": "object"}
+        return {"description": name, "content": {"application/json": {"schema": dict(schema)}}}
+    return {k: _inline_remote_refs(v, k) for k, v in node.items()}
+
+
 def patch_openapi(oas: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
-    """Make the generated document say what the job endpoints really answer."""
+    """Make the generated document self-contained and say what the job endpoints answer."""
+    oas = _inline_remote_refs(oas)
     paths = oas.get("paths", {})
     exc = {"$ref": "#/components/responses/default"}
     for path, ops in paths.items():
@@ -228,13 +276,13 @@ class Service:
         )
         prefs = parse_prefer(request.headers.getlist("prefer"))
         mode = choose_mode(description.get("jobControlOptions", []), prefs)
-        job_id = await run_in_threadpool(self.manager.submit, pid, inputs, subscriber)
+        job = await run_in_threadpool(self.manager.submit_job, pid, inputs, subscriber)
+        job_id = job["identifier"]
         location = f"{self.base_url}/jobs/{job_id}"
         headers = {"Location": location}
         if mode == "async":
             if "respond-async" in prefs:
                 headers["Preference-Applied"] = "respond-async"
-            job = await run_in_threadpool(self.manager.get_job, job_id)
             return self.json(status_info(job, self.base_url), 201, headers)
         wait = prefs.get("wait", "")
         if wait.isdigit():
