@@ -6,10 +6,13 @@ the model classifies the current one in batches (torch and GDAL both release the
 holds two strips at most (13 bands as uint16, never the whole tile as float32).
 
 20 m and 60 m bands are brought to the 10 m grid by nearest neighbour: each 10 m cell takes the
-value of the coarse pixel it lies in. No radiometry is invented, and EuroSAT's chips were made the
-same way (the dataset paper resampled all bands to 10 m; its 20/60 m bands show the blocky 2×2
-and 6×6 replication of nearest-neighbour upsampling), so the model sees the texture it was
-trained on. Nodata (DN 0) stays nodata instead of bleeding into its neighbours as with bilinear.
+value of the coarse pixel it lies in. Why: no radiometry is invented, a nodata (DN 0) pixel marks
+exactly the cells it covers instead of bleeding into its neighbours, and it costs nothing next to
+JPEG2000 decoding. Caveat, checked on the real EuroSAT-MS chips in ../shared: EuroSAT's 20/60 m
+bands were NOT made this way — they are smooth (B01 changes pixel by pixel, no 6×6 blocks), i.e.
+interpolated (bilinear/bicubic), so a EuroSAT-trained model sees blockier coarse bands here than
+in training. Bilinear upsampling (with a nodata mask kept by nearest) is the candidate follow-up,
+to be chosen by accuracy on labelled scenes.
 """
 
 from __future__ import annotations
