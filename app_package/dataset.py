@@ -416,7 +416,9 @@ def load_labelled_chips(
                 f"item {r.item_id}: band(s) {', '.join(missing)} not in its asset "
                 f"(bands: {', '.join(r.file_bands)})"
             )
-        x[i] = read_chip(r.href, band_names, file_order=r.file_bands)
+        # URLs: one GET per chip (GDAL's range reads would hold the GIL while they wait)
+        data = _read_bytes(r.href) if _is_url(r.href) else None
+        x[i] = read_chip(r.href, band_names, file_order=r.file_bands, data=data)
         return i
 
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:

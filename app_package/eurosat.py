@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,18 +110,24 @@ def read_chip(
     bands: Sequence[str] = EUROSAT_FILE_BAND_ORDER,
     *,
     file_order: Sequence[str] = EUROSAT_FILE_BAND_ORDER,
+    data: bytes | None = None,
 ) -> np.ndarray:
     """Read one chip as uint16 [len(bands), 64, 64], channels in `bands` order (mapped by name).
 
-    `path` may be a local path or a URL GDAL can read. Raises DataError naming the file when it
-    is missing, corrupt, not uint16, not 64×64 or lacks the expected bands.
+    `path` is a local path or a URL GDAL can read; `data`, when given, holds the file's bytes
+    (fetched elsewhere) and `path` only names it in messages. Raises DataError naming the file
+    when it is missing, corrupt, not uint16, not 64×64 or lacks the expected bands.
     """
     import rasterio
     from rasterio.errors import RasterioError
+    from rasterio.io import MemoryFile
 
     indexes = band_indexes(bands, file_order)
     try:
-        with rasterio.open(path) as src:
+        with (
+            MemoryFile(data) if data is not None else nullcontext() as mem,
+            mem.open() if mem is not None else rasterio.open(path) as src,
+        ):
             if src.count != len(file_order):
                 raise DataError(
                     f"{path}: {src.count} bands, expected {len(file_order)} "
@@ -133,10 +140,10 @@ def read_chip(
                     f"{path}: {src.width}×{src.height} px, expected "
                     f"{EUROSAT_CHIP_SIZE}×{EUROSAT_CHIP_SIZE}"
                 )
-            data = src.read(indexes)
+            arr = src.read(indexes)
     except RasterioError as e:
         raise DataError(
             f"cannot read chip {path}: {e} — the file is missing or not a valid GeoTIFF; "
             "re-download or remove it"
         ) from e
-    return np.asarray(data, dtype=np.uint16)
+    return np.asarray(arr, dtype=np.uint16)
