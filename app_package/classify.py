@@ -38,8 +38,8 @@ from app_package.tiling import (
     chips_touching_nodata,
     default_strip_chip_rows,
     extract_chips,
+    mirror_fill,
     native_rows,
-    pad_to,
     upsample_nearest,
 )
 
@@ -167,7 +167,7 @@ def read_strips(
             for r0, r1 in grid.strips(rows):
                 y0, y1 = grid.strip_rows(r0, r1)
                 y1c = min(y1, pgrid.height)
-                block = np.empty((len(sources), y1c - y0, pgrid.width), dtype=np.uint16)
+                block = np.empty((len(sources), y1 - y0, grid.padded_width), dtype=np.uint16)
                 for i, s in enumerate(sources):
                     f = pgrid.factors[s.name]
                     n0, n1 = native_rows(y0, y1c, f)
@@ -180,8 +180,10 @@ def read_strips(
                             "the file is corrupt or truncated"
                         ) from e
                     native = _to_model_scale(native, s.offset, apply_offset)
-                    block[i] = upsample_nearest(native, f, y0 - n0 * f, y1c - y0, pgrid.width)
-                block = pad_to(block, y1 - y0, grid.padded_width)
+                    block[i, : y1c - y0, : pgrid.width] = upsample_nearest(
+                        native, f, y0 - n0 * f, y1c - y0, pgrid.width
+                    )
+                mirror_fill(block, y1c - y0, pgrid.width)
                 valid = ~chips_touching_nodata(block, grid)
                 yield Strip(r0, extract_chips(block, grid), valid)
         finally:

@@ -92,6 +92,27 @@ def pad_to(block: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.pad(block, pad, mode="symmetric")
 
 
+def mirror_fill(block: np.ndarray, h: int, w: int) -> np.ndarray:
+    """In place: fill a [..., H, W] block beyond its first `h` rows / `w` columns by mirroring
+    (like `pad_to`, without copying the block)."""
+    height, width = block.shape[-2:]
+    for x in range(w, width):  # column w + k mirrors column w - 1 - k (repeatedly if needed)
+        k = x - w
+        src = _mirror_index(w - 1 - k, w)
+        block[..., :h, x] = block[..., :h, src]
+    for y in range(h, height):
+        src = _mirror_index(h - 1 - (y - h), h)
+        block[..., y, :] = block[..., src, :]
+    return block
+
+
+def _mirror_index(i: int, n: int) -> int:
+    """Index into [0, n) of position i on numpy's 'symmetric' extension."""
+    period = 2 * n
+    i %= period
+    return i if i < n else period - 1 - i
+
+
 def native_rows(y0: int, y1: int, factor: int) -> tuple[int, int]:
     """Native-resolution rows [n0, n1) that hold 10 m rows [y0, y1) for a band `factor`× coarser."""
     return y0 // factor, -(-y1 // factor)

@@ -13,6 +13,7 @@ from app_package.tiling import (
     chips_touching_nodata,
     default_strip_chip_rows,
     extract_chips,
+    mirror_fill,
     native_rows,
     pad_to,
     upsample_nearest,
@@ -114,3 +115,12 @@ def test_pad_mirrors_edges() -> None:
     assert p.shape == (1, 3, 5)
     assert list(p[0, 0]) == [0, 1, 2, 2, 1]
     assert list(p[0, 2, :3]) == [3, 4, 5]
+
+
+@pytest.mark.parametrize(("h", "w"), [(5, 7), (2, 3), (1, 1), (5, 2)])
+def test_mirror_fill_equals_symmetric_pad(h: int, w: int) -> None:
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 100, size=(2, h, w)).astype(np.uint16)
+    block = np.zeros((2, 9, 11), np.uint16)
+    block[:, :h, :w] = a
+    assert np.array_equal(mirror_fill(block, h, w), pad_to(a, 9, 11))
