@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -176,11 +177,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def stac_api(catalog_no_parquet: Path) -> Iterator[str]:
-    """stac-fastapi-static serving the catalog, under uvicorn in a subprocess."""
+@contextmanager
+def running_stac_api(catalog_json: Path) -> Iterator[str]:
+    """stac-fastapi-static serving `catalog_json`, under uvicorn in a subprocess; yields its URL."""
     port = _free_port()
-    env = {**os.environ, "CATALOG_HREF": str(catalog_no_parquet), "LOG_LEVEL": "warning"}
+    env = {**os.environ, "CATALOG_HREF": str(catalog_json), "LOG_LEVEL": "warning"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "tests.stac_api_app:app", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning"],
@@ -211,6 +212,12 @@ def stac_api(catalog_no_parquet: Path) -> Iterator[str]:
             proc.wait()
         if proc.stdout:
             proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def stac_api(catalog_no_parquet: Path) -> Iterator[str]:
+    with running_stac_api(catalog_no_parquet) as url:
+        yield url
 
 
 @pytest.mark.slow
@@ -245,3 +252,15 @@ def test_real_subset(shared_data: Path, tmp_path: Path) -> None:
     # real L1C DNs: B10 (cirrus) is tiny, visible/NIR bands are in the thousands
     b10, b08 = a.bands.index("B10"), a.bands.index("B08")
     assert a.x[:, b10].mean() < 100 < a.x[:, b08].mean()
+
+
+@pytest.mark.slow
+def test_real_subset_through_stac_api(shared_data: Path, tmp_path: Path) -> None:
+    out = eurosat_to_stac(shared_data / "eurosat-ms-subset" / "train", tmp_path / "c")
+    static = load_labelled_chips(str(out), bands=["B04", "B03", "B02"], samples_per_class=8)
+    with running_stac_api(out) as url:
+        ref = f"{url}/collections/eurosat-ms"
+        assert list_items(ref)[1] == "api"
+        api = load_labelled_chips(ref, bands=["B04", "B03", "B02"], samples_per_class=8)
+    _same(static, api)
+    assert len(api.item_ids) == 80
