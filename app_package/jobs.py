@@ -40,7 +40,7 @@ from pygeoapi.process.base import (
 from pygeoapi.process.manager.base import BaseManager
 from pygeoapi.util import JobStatus, RequestedResponse, Subscriber
 
-from app_package.errors import AppPackageError, InputError, NotFoundError
+from app_package.errors import AppPackageError, DataError, InputError, ModelError, NotFoundError
 from app_package.progress import ProgressCallback
 
 logger = logging.getLogger(__name__)
@@ -522,7 +522,7 @@ def run_child(spec_path: Path) -> int:
             data = json.dumps(outputs) if isinstance(outputs, (dict, list)) else outputs
             path.write_bytes(data.encode() if isinstance(data, str) else data)
             location = str(path)
-    except (InputError, NotFoundError) as e:
+    except (InputError, NotFoundError, DataError, ModelError) as e:  # the request's fault: 400
         status, fields = "failed", {"message": str(e), "error_kind": "input"}
     except AppPackageError as e:
         status, fields = "failed", {"message": str(e)}
