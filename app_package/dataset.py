@@ -234,7 +234,15 @@ def list_items(stac: str) -> tuple[list[tuple[dict[str, Any], str]], str]:
     """
     ref = str(stac)
     if not _is_url(ref):
-        ref = str(Path(ref).expanduser().resolve())
+        path = Path(ref).expanduser().resolve()
+        if path.is_dir():  # e.g. a staged-in folder: its catalog.json (or collection.json)
+            found = [path / n for n in ("catalog.json", "collection.json") if (path / n).is_file()]
+            if not found:
+                raise NotFoundError(
+                    f"{path} holds no catalog.json or collection.json: pass the STAC file itself"
+                )
+            path = found[0]
+        ref = str(path)
     doc = _read_json(ref)
     if "conformsTo" in doc and doc.get("type") != "Collection":
         raise InputError(

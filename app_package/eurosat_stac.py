@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -263,9 +264,9 @@ def eurosat_to_stac(
 ) -> Path:
     """Write a self-contained static STAC catalog of the EuroSAT folder `src` to `dest`.
 
-    The chips are copied next to their items. `splits` (chip id → train/val/test) is recorded as
-    `eurosat:split`. Writes into a temporary sibling and renames: on any error `dest` is not
-    created. Returns the path of `dest/catalog.json`.
+    The chips are hard-linked (or copied) next to their items. `splits` (chip id → train/val/test)
+    is recorded as `eurosat:split`. Writes into a temporary sibling and renames: on any error
+    `dest` is not created. Returns the path of `dest/catalog.json`.
     """
     src, dest = Path(src), Path(dest)
     chips = find_chips(src)
@@ -293,7 +294,7 @@ def eurosat_to_stac(
             item_dir = Path(item.get_self_href() or "").parent
             item_dir.mkdir(parents=True, exist_ok=True)
             target = item_dir / f"{item.id}.tif"
-            shutil.copyfile(asset.href, target)
+            _link_or_copy(Path(asset.href), target)
             asset.href = str(target)
         catalog.make_all_asset_hrefs_relative()
         progress(90.0, "copied chips")
@@ -318,10 +319,16 @@ def eurosat_to_stac(
     return dest / "catalog.json"
 
 
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link `src` to `dst` (no second copy of 2 GB of chips), copying across file systems."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
 def write_geoparquet(items: list[pystac.Item], path: Path) -> Path:
     """Write `items` as stac-geoparquet; asset hrefs are made relative to `path`'s folder."""
-    import os
-
     import stac_geoparquet.arrow
 
     base = Path(path).parent

@@ -120,6 +120,9 @@ def test_errors(catalog_no_parquet: Path, tmp_path: Path) -> None:
         load_labelled_chips(ref, samples_per_class=6)
     with pytest.raises(InputError, match="unknown band 'B13'"):
         load_labelled_chips(ref, bands=["B13"])
+    assert list_items(str(catalog_no_parquet.parent))[0] == list_items(ref)[0]  # a folder
+    with pytest.raises(NotFoundError, match=r"holds no catalog\.json"):
+        load_labelled_chips(str(tmp_path))
     with pytest.raises(NotFoundError, match=r"nope\.json"):
         load_labelled_chips(str(tmp_path / "nope.json"))
     empty = tmp_path / "empty.json"
