@@ -237,6 +237,7 @@ def test_cli_door(eurosat_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 # ---------------------------------------------------------------- real data
+@pytest.mark.slow
 def test_real_subset_to_stac(shared_data: Path, schemas: Path, tmp_path: Path) -> None:
     out = eurosat_to_stac(
         shared_data / "eurosat-ms-subset" / "train", tmp_path / "cat", geoparquet=True
