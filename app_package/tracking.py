@@ -253,7 +253,9 @@ class Run:
         from app_package.model import normalise
 
         t0 = time.perf_counter()
-        x = normalise(example_chips, spec)
+        if len(example_chips) < 2:  # torch.export would specialise the batch size to 1
+            example_chips = np.concatenate([example_chips, example_chips])[:2]
+        x = normalise(example_chips[:2], spec)
         with torch.inference_mode():
             y = model.eval()(x).float().numpy()
         example = x.numpy()

@@ -128,6 +128,8 @@ class ChipBatches:
 
     Normalisation uses the spec's per-band statistics (looked up by band name); augmentation
     (random flips and transposes = the 8 rotations/reflections) is applied on whole batches.
+    On the CPU the batch is gathered, augmented (still uint16) and normalised straight into a
+    channels_last float32 buffer with numpy, several times faster than torch's uint16 kernels.
     """
 
     def __init__(
@@ -145,15 +147,20 @@ class ChipBatches:
             raise DataError(f"chips must be uint16 DNs, got {x.dtype}")
         self.device = device
         self.n = int(x.shape[0])
+        self.channels_last = channels_last
+        self.y = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
+        std = np.asarray(spec.std, dtype=np.float32)
+        mean = np.asarray(spec.mean, dtype=np.float32)
+        self._scale_np = 1.0 / std
+        self._shift_np = mean / std
+        self.xn: np.ndarray | None = None
+        self.x: torch.Tensor | None = None
         if device.type == "cpu":
-            self.x = torch.from_numpy(np.ascontiguousarray(x))
+            self.xn = np.ascontiguousarray(x)
         else:  # uint16 has few CUDA kernels: hold int32 on the device
             self.x = torch.from_numpy(x.astype(np.int32)).to(device)
-        self.y = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
-        std = torch.tensor(spec.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        mean = torch.tensor(spec.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        self.scale = 1.0 / std
-        self.shift = mean / std
+        self.scale = torch.from_numpy(self._scale_np).to(device).view(1, -1, 1, 1)
+        self.shift = torch.from_numpy(self._shift_np).to(device).view(1, -1, 1, 1)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def batch(
@@ -161,11 +168,36 @@ class ChipBatches:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
-        xb = self.x[idx.to(self.x.device)].to(torch.float32)
-        xb = xb.mul_(self.scale).sub_(self.shift)
+        if self.xn is not None:
+            ids = idx.cpu().numpy()
+            b = self.xn[ids]  # a copy: safe to augment in place
+            if augment:
+                flips = (torch.rand(len(ids), 3, generator=generator) < 0.5).numpy()
+                _augment_uint16(b, flips)
+            n, c, h, w = b.shape
+            out = np.empty((n, h, w, c), dtype=np.float32)
+            np.multiply(b.transpose(0, 2, 3, 1), self._scale_np, out=out)
+            np.subtract(out, self._shift_np, out=out)
+            xb = torch.from_numpy(out).permute(0, 3, 1, 2)  # NCHW view, channels_last memory
+            if not self.channels_last:
+                xb = xb.contiguous()
+            return xb, self.y[idx]
+        assert self.x is not None
+        idx = idx.to(self.device)
+        xb = self.x[idx].to(torch.float32).mul_(self.scale).sub_(self.shift)
         if augment:
             xb = augment_batch(xb, generator)
-        return xb.contiguous(memory_format=self.memory_format), self.y[idx.to(self.y.device)]
+        return xb.contiguous(memory_format=self.memory_format), self.y[idx]
+
+
+def _augment_uint16(b: np.ndarray, flips: np.ndarray) -> None:
+    """In place: per chip, flip columns / flip rows / transpose where `flips[:, k]` is set."""
+    s = flips[:, 0]
+    b[s] = b[s][..., ::-1]
+    s = flips[:, 1]
+    b[s] = b[s][..., ::-1, :]
+    s = flips[:, 2]
+    b[s] = b[s].transpose(0, 1, 3, 2)
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -322,6 +354,8 @@ def fit(
             sum_loss += loss.detach() * len(idx)
             correct += (logits.detach().argmax(1) == yb).sum()
         scheduler.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         train_seconds = time.perf_counter() - t0
         val_loss, val_acc = _evaluate(model, val_data, config.amp)
         stats = EpochStats(
