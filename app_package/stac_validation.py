@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pystac
+from pystac.stac_object import STACObjectType
 from pystac.validation.stac_validator import GetSchemaError, JsonSchemaSTACValidator
 
 from app_package.errors import DataError, NotFoundError
@@ -27,6 +28,8 @@ class OfflineSTACValidator(JsonSchemaSTACValidator):
 
     def __init__(self, schema_root: Path) -> None:
         super().__init__()
+        self._registry: Any = None
+        self._validators: dict[str, Any] = {}
         self.schema_root = Path(schema_root)
         if not self.schema_root.is_dir():
             raise NotFoundError(
@@ -36,6 +39,44 @@ class OfflineSTACValidator(JsonSchemaSTACValidator):
         for f in self.schema_root.rglob("schema.json"):
             rel = f.relative_to(self.schema_root).as_posix()
             self.schema_cache[f"https://{rel}"] = json.loads(f.read_text())
+
+    @property
+    def registry(self) -> Any:
+        """One registry for all validations (pystac rebuilds it for every object)."""
+        if self._registry is None:
+            self._registry = super().registry
+        return self._registry
+
+    def _validate_from_uri(
+        self,
+        stac_dict: dict[str, Any],
+        stac_object_type: STACObjectType,
+        schema_uri: str,
+        href: str | None = None,
+    ) -> None:
+        """As pystac's, but each schema is checked and compiled once, not once per object."""
+        import jsonschema.exceptions
+        import jsonschema.validators
+
+        validator = self._validators.get(schema_uri)
+        if validator is None:
+            schema = self._get_schema(schema_uri)
+            cls = jsonschema.validators.validator_for(schema)
+            cls.check_schema(schema)
+            validator = cls(schema, registry=self.registry)
+            self._validators[schema_uri] = validator
+        errors = list(validator.iter_errors(stac_dict))
+        if errors:
+            msg = f"Validation failed for {stac_object_type} "
+            if href is not None:
+                msg += f"at {href} "
+            if stac_dict.get("id") is not None:
+                msg += f"with ID {stac_dict['id']} "
+            msg += f"against schema at {schema_uri}"
+            best = jsonschema.exceptions.best_match(errors)
+            if best:
+                msg += "\n" + str(best)
+            raise pystac.STACValidationError(msg, source=errors) from best
 
     def _get_schema(self, schema_uri: str) -> dict[str, Any]:
         uri = schema_uri.split("#", 1)[0]
