@@ -7,17 +7,21 @@ this is the step after the scatter that gathers them, so the package stages out 
     DEST/<child-id>/catalog.json      each child catalog, copied with its items and assets
 
 Children are copied (CWL inputs are read-only) and their folder is named after the child catalog's
-id (`-2`, `-3`… on a clash). Links are rewritten by pystac so the parent is every child's and
-every item's `root`; asset hrefs stay relative to their item, as they were.
+id (`-2`, `-3`… on a clash). Only links are rewritten (the parent becomes every child's and every
+item's `root`); the JSON is otherwise copied as it is: no STAC version or extension migration,
+which reading and saving through pystac would do.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pystac
 
@@ -57,30 +61,101 @@ def _child_name(catalog_id: str, taken: set[str]) -> str:
     return name
 
 
-def _relocate_assets(child: pystac.Catalog, src: Path, dst: Path) -> None:
-    """Point assets that lived inside the source folder at their copies; make them relative.
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read STAC file {path}: {e}") from e
+    if not isinstance(doc, dict) or "links" not in doc:
+        raise DataError(f"{path} is not a STAC object (no links): pass a STAC catalog.json")
+    return doc
 
-    Loads every item now, while its hrefs still resolve under the copied folder.
+
+def _local_target(base: Path, href: str) -> Path | None:
+    """The local file a link points at, or None for a URL."""
+    if "://" in href and not href.startswith("file://"):
+        return None
+    return (base / href.removeprefix("file://")).resolve()
+
+
+def _relative(target: Path, start: Path) -> str:
+    rel = os.path.relpath(target, start)
+    return rel if rel.startswith("..") else f"./{rel}"
+
+
+def relink_child(
+    child_root: Path, parent_file: Path, src: Path
+) -> list[tuple[Path, dict[str, Any]]]:
+    """Rewrite the copied child catalog at `child_root` so `parent_file` is its root and parent.
+
+    Every STAC file reachable through child/item links gets `root` pointing at the parent; the
+    child's own `parent` too. `self` links are dropped (the catalog is self-contained) and
+    hrefs that pointed into the source folder `src` are made relative to the copy. Returns the
+    rewritten documents (path, JSON) without writing them; the JSON is otherwise unchanged (no
+    STAC version or extension migration).
     """
-    for item in child.get_items(recursive=True):
-        for asset in item.assets.values():
-            href = Path(asset.get_absolute_href() or "")
-            if "://" not in asset.href and href.resolve().is_relative_to(src):
-                asset.href = str(dst / href.resolve().relative_to(src))
-        item.make_asset_hrefs_relative()
+    copy_dir = child_root.parent.resolve()
+    out: list[tuple[Path, dict[str, Any]]] = []
+    todo, seen = [child_root.resolve()], set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        doc = _read_json(path)
+        links: list[dict[str, Any]] = []
+        for link in doc["links"]:
+            rel = link.get("rel")
+            if rel in ("root", "self") or (rel == "parent" and path == child_root.resolve()):
+                continue
+            target = _local_target(path.parent, str(link["href"]))
+            if target is not None:
+                if target.is_relative_to(src):
+                    target = copy_dir / target.relative_to(src)
+                link = {**link, "href": _relative(target, path.parent)}
+                if rel in ("child", "item"):
+                    todo.append(target)
+            links.append(link)
+        links.insert(0, {"rel": "root", "href": _relative(parent_file, path.parent),
+                         "type": "application/json"})  # fmt: skip
+        if path == child_root.resolve():
+            links.insert(1, {"rel": "parent", "href": _relative(parent_file, path.parent),
+                             "type": "application/json"})  # fmt: skip
+        for asset in doc.get("assets", {}).values():
+            target = _local_target(path.parent, str(asset["href"]))
+            if target is not None:
+                if target.is_relative_to(src):
+                    target = copy_dir / target.relative_to(src)
+                asset["href"] = _relative(target, path.parent)
+        out.append((path, {**doc, "links": links}))
+    return out
 
 
 def build_parent(
-    children: Sequence[pystac.Catalog],
+    children: Sequence[tuple[str, dict[str, Any]]],
     *,
     catalog_id: str,
     description: str,
     title: str | None = None,
-) -> pystac.Catalog:
-    """A parent catalog linking `children` (pure: nothing is read or written)."""
-    parent = pystac.Catalog(id=catalog_id, description=description, title=title)
-    for child in children:
-        parent.add_child(child)
+) -> dict[str, Any]:
+    """The parent catalog JSON linking `children` (relative href, child JSON); pure."""
+    links: list[dict[str, Any]] = [
+        {"rel": "root", "href": "./catalog.json", "type": "application/json"}
+    ]
+    for href, child in children:
+        link = {"rel": "child", "href": href, "type": "application/json"}
+        if child.get("title") or child.get("id"):
+            link["title"] = str(child.get("title") or child["id"])
+        links.append(link)
+    parent: dict[str, Any] = {
+        "type": "Catalog",
+        "id": catalog_id,
+        "stac_version": pystac.get_stac_version(),
+        "description": description,
+        "links": links,
+    }
+    if title:
+        parent["title"] = title
     return parent
 
 
@@ -102,27 +177,24 @@ def merge_catalogs(
     if not catalog_id.strip():
         raise InputError("parent catalog id is empty: pass --id NAME")
     files = [find_catalog_file(Path(s)) for s in sources]
+    docs = [_read_json(f) for f in files]
+    for f, doc in zip(files, docs, strict=True):
+        if doc.get("type") not in ("Catalog", "Collection"):
+            raise DataError(
+                f"{f} is a STAC {doc.get('type', 'object')}, not a catalog or collection: "
+                "pass the folder holding the catalog.json"
+            )
     with atomic_dir(Path(dest)) as tmp:
+        parent_file = tmp / CATALOG_FILE
         taken: set[str] = set()
-        children: list[pystac.Catalog] = []
-        for f in files:
-            try:
-                original = pystac.read_file(f)
-            except (OSError, ValueError, pystac.STACError) as e:
-                raise DataError(f"cannot read STAC catalog {f}: {e}") from e
-            if not isinstance(original, pystac.Catalog):  # Collection is a Catalog subclass
-                raise DataError(
-                    f"{f} is a STAC {type(original).__name__}, not a catalog or collection: "
-                    "pass the folder holding the catalog.json"
-                )
-            name = _child_name(original.id, taken)
+        children: list[tuple[str, dict[str, Any]]] = []
+        for f, doc in zip(files, docs, strict=True):
+            name = _child_name(str(doc.get("id", "catalog")), taken)
             shutil.copytree(f.parent, tmp / name)
-            child = pystac.read_file(tmp / name / f.name)
-            assert isinstance(child, pystac.Catalog)
-            _relocate_assets(child, f.parent.resolve(), (tmp / name).resolve())
-            children.append(child)
+            for path, new in relink_child(tmp / name / f.name, parent_file, f.parent.resolve()):
+                path.write_text(json.dumps(new, indent=2))
+            children.append((f"./{name}/{f.name}", doc))
             logger.info("merged %s as %s/", f, name)
         parent = build_parent(children, catalog_id=catalog_id, description=description, title=title)
-        parent.set_self_href(str(tmp / CATALOG_FILE))
-        parent.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+        parent_file.write_text(json.dumps(parent, indent=2))
     return Path(dest) / CATALOG_FILE

@@ -68,6 +68,24 @@ def test_merge_links_children_and_keeps_assets(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("merged*tmp*"))
 
 
+def test_merge_copies_json_as_written(tmp_path: Path) -> None:
+    """No STAC migration: an older extension version stays as the child wrote it."""
+    a = write_child(tmp_path / "a", "p")
+    item_file = next(a.rglob("p-item.json"))
+    ext = "https://stac-extensions.github.io/classification/v1.1.0/schema.json"
+    doc = json.loads(item_file.read_text())
+    doc["stac_extensions"] = [ext]
+    doc["properties"]["custom:kept"] = 1
+    item_file.write_text(json.dumps(doc))
+    out = merge_catalogs([a], tmp_path / "merged")
+    copied = json.loads((out.parent / "p" / item_file.relative_to(a)).read_text())
+    assert copied["stac_extensions"] == [ext]
+    assert copied["properties"] == doc["properties"]
+    assert {k: v for k, v in copied.items() if k != "links"} == {
+        k: v for k, v in doc.items() if k != "links"
+    } | {"assets": copied["assets"]}
+
+
 def test_folder_without_catalog_is_a_clear_error(tmp_path: Path) -> None:
     empty = tmp_path / "staged"
     empty.mkdir()

@@ -1,0 +1,157 @@
+cwlVersion: v1.2
+
+$namespaces:
+  s: https://schema.org/
+
+s:name: tile-classification
+s:softwareVersion: "0.1.0"
+s:description: Classifies Sentinel-2 L1C products chip by chip with a trained EuroSAT model into COG land-cover maps with STAC metadata.
+s:author:
+  - class: s:Organization
+    s:name: app-package developers
+s:codeRepository: https://github.com/app-package/app-package
+s:license: https://spdx.org/licenses/MIT
+s:keywords: EuroSAT, Sentinel-2, land cover, COG, STAC
+
+$graph:
+  - class: Workflow
+    id: tile-classification
+    label: Sentinel-2 tile classification
+    doc: >-
+      Classifies every 64x64 chip of each staged-in Sentinel-2 L1C product with a trained EuroSAT
+      model (scatter over the products) and stages out one STAC catalog that links one catalog per
+      product: class-map and confidence COGs and a PNG preview.
+    requirements:
+      NetworkAccess:
+        networkAccess: true
+      ScatterFeatureRequirement: {}
+    inputs:
+      product:
+        type: Directory[]
+        label: Sentinel-2 products
+        doc: >-
+          Staged-in folders, each holding a STAC catalog.json of one Sentinel-2 L1C product (its
+          item with the 13 band assets by name). One classification per product.
+      model:
+        type: string
+        label: Model
+        doc: >-
+          The trained model: an MLflow URI (models:/name/<version>, models:/name@alias,
+          runs:/<id>/model) resolved against tracking_uri, or a path the runner can read.
+      stride:
+        type: int?
+        label: Stride
+        doc: Pixels between chip origins (default 64, no overlap).
+      batch_size:
+        type: int?
+        label: Batch size
+        doc: Chips per inference batch. Default 256.
+      tracking_uri:
+        type: string?
+        label: MLflow tracking URI
+        doc: >-
+          MLflow tracking server or store the model URI resolves against, set as
+          MLFLOW_TRACKING_URI. Default MLflow's own (a sqlite store in the working folder).
+    outputs:
+      catalog:
+        type: Directory
+        label: Classification catalog
+        doc: A parent STAC catalog linking one classification catalog per product.
+        outputSource: merge/catalog
+    steps:
+      classify:
+        label: Classify each product
+        doc: Runs `app-package classify` once per product (scatter).
+        run: "#classify"
+        scatter: product
+        in:
+          product: product
+          model: model
+          stride: stride
+          batch_size: batch_size
+          tracking_uri: tracking_uri
+        out: [catalog]
+      merge:
+        label: Link the product catalogs
+        doc: One parent catalog for all products (app-package stac-merge).
+        run: "#stac-merge"
+        in:
+          catalogs: classify/catalog
+          catalog_id: {default: tile-classification}
+        out: [catalog]
+
+  - class: CommandLineTool
+    id: classify
+    label: app-package classify
+    doc: Maps the inputs onto `app-package classify`; writes the product's catalog to ./catalog.
+    requirements:
+      ResourceRequirement:
+        coresMin: 1
+        coresMax: 4
+        ramMin: 2048
+        ramMax: 8192
+      NetworkAccess:
+        networkAccess: true
+      InlineJavascriptRequirement: {}
+      EnvVarRequirement:
+        envDef:
+          # classify has no option for it; MLflow reads the variable (empty: MLflow's default)
+          MLFLOW_TRACKING_URI: $(inputs.tracking_uri || "")
+    hints:
+      DockerRequirement:
+        dockerPull: ghcr.io/app-package/app-package:0.1.0
+    baseCommand: [app-package, classify]
+    arguments:
+      - prefix: --output
+        valueFrom: $(runtime.outdir)/catalog
+    inputs:
+      product:
+        type: Directory
+        label: Sentinel-2 product
+        doc: Folder holding the product's STAC catalog.json.
+        inputBinding: {position: 1}
+      model: {type: string, label: Model, doc: MLflow model URI or model path., inputBinding: {prefix: --model}}
+      stride: {type: "int?", label: Stride, doc: Pixels between chip origins., inputBinding: {prefix: --stride}}
+      batch_size: {type: "int?", label: Batch size, doc: Chips per inference batch., inputBinding: {prefix: --batch-size}}
+      tracking_uri: {type: "string?", label: MLflow tracking URI, doc: Set as MLFLOW_TRACKING_URI.}
+    outputs:
+      catalog:
+        type: Directory
+        label: Classification catalog
+        doc: The STAC catalog written by app-package classify.
+        outputBinding: {glob: catalog}
+
+  - class: CommandLineTool
+    id: stac-merge
+    label: app-package stac-merge
+    doc: Copies the catalogs under one parent catalog that links them; writes it to ./catalog.
+    requirements:
+      ResourceRequirement:
+        coresMin: 1
+        coresMax: 1
+        ramMin: 256
+        ramMax: 1024
+    hints:
+      DockerRequirement:
+        dockerPull: ghcr.io/app-package/app-package:0.1.0
+    baseCommand: [app-package, stac-merge]
+    arguments:
+      - position: 1
+        valueFrom: $(runtime.outdir)/catalog
+    inputs:
+      catalogs:
+        type: Directory[]
+        label: Catalogs
+        doc: Folders each holding a STAC catalog.json.
+        inputBinding: {position: 2}
+      catalog_id:
+        type: string
+        label: Parent catalog id
+        doc: Id of the parent catalog.
+        inputBinding: {prefix: --id, position: 0}
+    outputs:
+      catalog:
+        type: Directory
+        label: Merged catalog
+        doc: The parent catalog with the copied catalogs under it.
+        outputBinding: {glob: catalog}
