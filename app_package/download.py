@@ -275,6 +275,7 @@ def eurosat_download(
         geoparquet=geoparquet,
         collection_id=collection_id,
         splits=splits or None,
+        link_chips=True,  # the extracted folder is ours and never rewritten
         progress=_scaled(progress, 80, 100),
     )
     return catalog

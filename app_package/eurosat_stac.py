@@ -260,13 +260,16 @@ def eurosat_to_stac(
     geoparquet: bool = False,
     collection_id: str = "eurosat-ms",
     splits: Mapping[str, str] | None = None,
+    link_chips: bool = False,
     progress: ProgressCallback = no_progress,
 ) -> Path:
     """Write a self-contained static STAC catalog of the EuroSAT folder `src` to `dest`.
 
-    The chips are hard-linked (or copied) next to their items. `splits` (chip id → train/val/test)
-    is recorded as `eurosat:split`. Writes into a temporary sibling and renames: on any error
-    `dest` is not created. Returns the path of `dest/catalog.json`.
+    The chips are copied next to their items; with `link_chips` they are hard-linked instead (no
+    second copy of 2 GB; only where `src` is never written to again, as the two names share one
+    file). `splits` (chip id → train/val/test) is recorded as `eurosat:split`. Writes into a
+    temporary sibling and renames: on any error `dest` is not created. Returns the path of
+    `dest/catalog.json`.
     """
     src, dest = Path(src), Path(dest)
     chips = find_chips(src)
@@ -294,7 +297,10 @@ def eurosat_to_stac(
             item_dir = Path(item.get_self_href() or "").parent
             item_dir.mkdir(parents=True, exist_ok=True)
             target = item_dir / f"{item.id}.tif"
-            _link_or_copy(Path(asset.href), target)
+            if link_chips:
+                _link_or_copy(Path(asset.href), target)
+            else:
+                shutil.copyfile(asset.href, target)
             asset.href = str(target)
         catalog.make_all_asset_hrefs_relative()
         progress(90.0, "copied chips")

@@ -89,6 +89,8 @@ def test_download_extract_catalog(site: Path, tmp_path: Path) -> None:
     assert sorted(train.item_ids) == sorted(f"{n}_1" for n in EUROSAT_CLASS_NAMES)
     item = json.loads((out.parent / "eurosat-ms" / "Forest_2" / "Forest_2.json").read_text())
     assert item["properties"][SPLIT_PROPERTY] == "val"
+    chip = out.parent / "eurosat-ms" / "Forest_2" / "Forest_2.tif"
+    assert chip.stat().st_nlink == 2  # hard-linked to the extracted chip, not copied
     # a second run finds the catalog and does nothing
     assert eurosat_download(tmp_path / "d", url="http://127.0.0.1:9/unused") == out
 
