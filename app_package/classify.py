@@ -124,12 +124,19 @@ def product_grid(sources: list[BandSource]) -> ProductGrid:
     return ProductGrid(crss[first], transform, width, height, factors)
 
 
+def offset_lut(offset: float) -> np.ndarray:
+    """A 65536-entry table DN -> DN + offset clipped to ≥ 1 (valid stays valid); 0 stays 0."""
+    dn = np.arange(65536, dtype=np.int64)
+    lut = np.clip(dn + round(offset), 1, 65535).astype(np.uint16)
+    lut[0] = 0
+    return lut
+
+
 def _to_model_scale(native: np.ndarray, offset: float, apply: bool) -> np.ndarray:
-    """DN -> the model's DN scale: DN + offset clipped to ≥ 1 (valid stays valid); 0 stays 0."""
+    """DN -> the model's DN scale (one table look-up per pixel)."""
     if not apply or offset == 0:
         return native
-    shifted = np.clip(native.astype(np.int32) + round(offset), 1, 65535).astype(np.uint16)
-    return np.where(native == 0, np.uint16(0), shifted)
+    return offset_lut(offset)[native]
 
 
 @dataclass

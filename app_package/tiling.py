@@ -151,7 +151,7 @@ def extract_chips(block: np.ndarray, grid: ChipGrid) -> np.ndarray:
 
 def chips_touching_nodata(block: np.ndarray, grid: ChipGrid, nodata: int = 0) -> np.ndarray:
     """[nr, nc] bool: chips of a [C, H, W] strip with a nodata pixel in any band."""
-    zero = (block == nodata).any(axis=0)
+    zero = (block.min(axis=0) == 0) if nodata == 0 else (block == nodata).any(axis=0)
     h, w = zero.shape
     s = grid.stride
     cells = zero.reshape(h // s, s, w // s, s).any(axis=(1, 3))
