@@ -326,6 +326,33 @@ def test_cwltool_trains_into_a_valid_stac_catalog(trained: dict[str, Any]) -> No
 
 
 @pytest.mark.slow
+def test_cwltool_sweep_tracks_every_run_and_links_their_catalogs(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    from app_package.stac_validation import validate_catalog
+
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(tracking).create_experiment(
+        "sweep", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    job = {
+        "stac": directory(SAMPLE_CHIPS), "lr": [0.001, 0.01], "batch_size": [16],
+        "arch": ["smallcnn"], "epochs": 1, "samples_per_class": 3, "experiment": "sweep",
+        "tracking_uri": tracking,
+    }  # fmt: skip
+    _, out = run_cwl(cwltool(tmp_path, TRAINING, "eurosat-training-sweep"), job, tmp_path)
+    parent = Path(out["catalog"]["path"]) / "catalog.json"
+    doc = json.loads(parent.read_text())
+    assert doc["id"] == "eurosat-training-sweep"
+    assert len([link for link in doc["links"] if link["rel"] == "child"]) == 2
+    assert validate_catalog(parent, SHARED_SCHEMAS) >= 5
+    client = MlflowClient(tracking)
+    versions = client.search_model_versions("name='eurosat-classifier'")
+    lrs = sorted(float(client.get_run(str(v.run_id)).data.params["lr"]) for v in versions)
+    assert lrs == [0.001, 0.01]
+
+
+@pytest.mark.slow
 def test_cwltool_classifies_like_the_server(
     trained: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
