@@ -391,6 +391,155 @@ def _run_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- watch
+def _add_watch(sub: Any) -> None:
+    p = sub.add_parser(
+        "watch",
+        help="submit a classification job for every new STAC item (poll a STAC API and/or "
+        "take items on a webhook), each exactly once",
+    )
+    g = p.add_argument_group("what to watch (STAC API search)")
+    g.add_argument("--stac-url", help="STAC API landing page to poll (omit for webhook only)")
+    g.add_argument("--collection", action="append", default=[], help="collection id (repeatable)")
+    g.add_argument(
+        "--bbox", type=float, nargs=4, metavar=("W", "S", "E", "N"), help="WGS84 bounding box"
+    )
+    g.add_argument("--datetime", help="datetime or window, e.g. 2024-01-01/.. (RFC 3339)")
+    g.add_argument(
+        "--max-cloud-cover", type=float, help="only items with eo:cloud_cover <= this (%%)"
+    )
+    g.add_argument("--filter", help="a CQL2 filter, as CQL2-text or CQL2-JSON")
+    g.add_argument(
+        "--max-items", type=int, default=1000, help="items per search at most (default: 1000)"
+    )
+    g = p.add_argument_group("where to submit (OGC API - Processes)")
+    g.add_argument(
+        "--endpoint", default="http://localhost:5000",
+        help="OGC API - Processes landing page (default: http://localhost:5000, `app-package "
+        "serve`)",
+    )  # fmt: skip
+    g.add_argument(
+        "--process", default="tile-classification", help="process id (default: %(default)s)"
+    )
+    g.add_argument(
+        "--model", default="models:/eurosat-classifier@champion",
+        help="the process's model input (default: %(default)s)",
+    )  # fmt: skip
+    g.add_argument(
+        "--input", action="append", default=[], metavar="NAME=VALUE",
+        help="another process input (repeatable; VALUE parsed as JSON when it is JSON)",
+    )  # fmt: skip
+    g = p.add_argument_group("state, bounds and modes")
+    g.add_argument(
+        "--state", type=Path, default=Path("var/watch.db"),
+        help="sqlite file recording every item seen (default: %(default)s)",
+    )  # fmt: skip
+    g.add_argument(
+        "--interval", type=float, default=60.0, help="seconds between searches (default: 60)"
+    )
+    g.add_argument(
+        "--max-in-flight", type=int, default=4,
+        help="jobs submitted and not finished at most (default: 4)",
+    )  # fmt: skip
+    g.add_argument(
+        "--max-per-minute", type=float, default=30.0,
+        help="submissions per minute at most (default: 30)",
+    )  # fmt: skip
+    g.add_argument(
+        "--max-backoff", type=float, default=300.0,
+        help="longest wait between retries when a service is down, seconds (default: 300)",
+    )  # fmt: skip
+    g.add_argument(
+        "--once", action="store_true",
+        help="one round (search, follow jobs, submit), then exit: for cron; exit status 75 "
+        "when items are left for the next run",
+    )  # fmt: skip
+    g.add_argument(
+        "--listen", metavar="HOST:PORT",
+        help="also accept STAC items (or CloudEvents carrying one) POSTed to this address",
+    )  # fmt: skip
+    g.add_argument(
+        "--token-env", default="APP_PACKAGE_WEBHOOK_TOKEN",
+        help="environment variable holding a bearer token the webhook requires, if set "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    p.set_defaults(handler=_run_watch)
+
+
+def _parse_inputs(pairs: list[str]) -> dict[str, Any]:
+    import json
+
+    from app_package.errors import InputError
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise InputError(f"--input {pair!r} must be NAME=VALUE, e.g. --input stride=32")
+        try:
+            out[name] = json.loads(value)
+        except ValueError:
+            out[name] = value
+    return out
+
+
+def _run_watch(args: argparse.Namespace) -> int:
+    import os
+    import signal
+
+    from app_package.errors import InputError
+    from app_package.watch import Limits, Search, Target, Watcher
+    from app_package.webhook import WebhookServer, parse_listen
+
+    if not args.stac_url and not args.listen:
+        raise InputError("give --stac-url to poll a STAC API, --listen to take items, or both")
+    if args.once and args.listen:
+        raise InputError("--once and --listen exclude each other (a webhook runs until stopped)")
+    for name in ("interval", "max_per_minute", "max_backoff"):
+        if getattr(args, name) <= 0:
+            raise InputError(f"--{name.replace('_', '-')} must be > 0")
+    if args.max_in_flight < 1:
+        raise InputError("--max-in-flight must be >= 1")
+    search = Search(
+        stac_url=args.stac_url,
+        collections=tuple(args.collection),
+        bbox=tuple(args.bbox) if args.bbox else None,
+        datetime=args.datetime,
+        max_cloud_cover=args.max_cloud_cover,
+        filter=Search.parse_filter(args.filter),
+        max_items=args.max_items,
+    )
+    target = Target(
+        endpoint=args.endpoint, process=args.process, model=args.model,
+        inputs=_parse_inputs(args.input),
+    )  # fmt: skip
+    limits = Limits(
+        poll_interval_s=args.interval, max_in_flight=args.max_in_flight,
+        max_per_minute=args.max_per_minute, backoff_max_s=args.max_backoff,
+    )  # fmt: skip
+    watcher = Watcher(args.state, target, search, limits)
+    try:
+        if args.once:
+            return watcher.run_once()
+        hook = None
+        if args.listen:
+            host, port = parse_listen(args.listen)
+            hook = WebhookServer(watcher, host, port, os.environ.get(args.token_env) or None)
+            hook.start()
+        previous = {s: signal.signal(s, lambda *_: watcher.stop()) for s in (signal.SIGTERM,
+                    signal.SIGINT)}  # fmt: skip
+        try:
+            watcher.run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if hook is not None:
+                hook.stop()
+        return 0
+    finally:
+        watcher.close()
+
+
 # ---------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -410,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_train,
         _add_best_model,
         _add_classify,
+        _add_watch,
     ):
         add(sub)
     return parser

@@ -30,3 +30,14 @@ class ModelError(AppPackageError):
 
 class TrackingError(AppPackageError):
     """The MLflow tracking server or registry is unreachable or refused a request."""
+
+
+class ServiceError(AppPackageError):
+    """A remote service (OGC API – Processes endpoint, STAC API) failed or refused a request.
+
+    `retryable` is true when trying again later can succeed (unreachable, timeout, 5xx, 429).
+    """
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable

@@ -97,6 +97,7 @@ class ChildProcessManager(BaseManager):
         self.outputs_url = str(manager_def.get("outputs_url", "")).rstrip("/")
         self._lock = FileLock(f"{self.db_path}.lock")
         self._tlock = threading.Lock()
+        self._submit_lock = threading.Lock()
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._subscribers: dict[str, dict[str, str]] = {}
         self._wake = threading.Event()
@@ -183,11 +184,38 @@ class ChildProcessManager(BaseManager):
         return str(self.submit_job(process_id, inputs, subscriber)["identifier"])
 
     def submit_job(
-        self, process_id: str, inputs: dict[str, Any], subscriber: dict[str, str] | None = None
+        self,
+        process_id: str,
+        inputs: dict[str, Any],
+        subscriber: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Like `submit`, returning the new job record."""
+        """Like `submit`, returning the new job record.
+
+        With an `idempotency_key` (the `Idempotency-Key` request header), a second request with
+        the same key for the same process returns the first request's job instead of a new one.
+        """
         if process_id not in self.processes:
             raise JobNotFoundError(process_id)
+        if not idempotency_key:
+            return self._new_job(process_id, inputs, subscriber, None)
+        q = tinydb.Query()
+        with self._submit_lock:  # one server process submits: no two jobs for one key
+            with self._db() as db:
+                found = db.search(
+                    (q.idempotency_key == idempotency_key) & (q.process_id == process_id)
+                )
+            if found:
+                return dict(found[0])
+            return self._new_job(process_id, inputs, subscriber, idempotency_key)
+
+    def _new_job(
+        self,
+        process_id: str,
+        inputs: dict[str, Any],
+        subscriber: dict[str, str] | None,
+        idempotency_key: str | None,
+    ) -> dict[str, Any]:
         job_id = str(uuid.uuid4())
         self.requests_dir.mkdir(parents=True, exist_ok=True)
         spec = {
@@ -218,6 +246,8 @@ class ChildProcessManager(BaseManager):
             "mimetype": "application/json",
             "pid": None,
         }
+        if idempotency_key:
+            job["idempotency_key"] = idempotency_key
         self.add_job(job)
         self._wake.set()
         return job

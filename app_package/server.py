@@ -276,7 +276,10 @@ class Service:
         )
         prefs = parse_prefer(request.headers.getlist("prefer"))
         mode = choose_mode(description.get("jobControlOptions", []), prefs)
-        job = await run_in_threadpool(self.manager.submit_job, pid, inputs, subscriber)
+        key = request.headers.get("idempotency-key") or None  # a retry gets the same job
+        if key is not None and not 1 <= len(key) <= 200:
+            raise invalid("the Idempotency-Key header must be 1 to 200 characters")
+        job = await run_in_threadpool(self.manager.submit_job, pid, inputs, subscriber, key)
         job_id = job["identifier"]
         location = f"{self.base_url}/jobs/{job_id}"
         headers = {"Location": location}
