@@ -324,6 +324,8 @@ def fit(
     import torch
 
     device = train_data.device
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed 64×64 shapes: let cuDNN pick its kernels
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)

@@ -34,12 +34,47 @@ REAL_DATA = REPO.parent / "shared" / "data" / "eurosat-ms-subset"
 
 
 def _synthetic(n: int, bands: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    from tests.datagen import make_chip
-
+    """Learnable uint16 chips: a per-class spectral signature plus texture noise (no rasterio)."""
     rng = np.random.default_rng(seed)
     y = (np.arange(n) % 10).astype(np.int64)
-    x = np.stack([make_chip(int(c), rng, bands) for c in y])
+    signatures = rng.uniform(500, 3000, size=(10, bands))
+    noise = rng.normal(1.0, 0.15, size=(n, bands, 64, 64)).astype(np.float32)
+    x = np.clip(signatures[y][:, :, None, None] * noise, 1, 65535).astype(np.uint16)
     return x, y
+
+
+def cuda_vs_cpu(cfg: Any, n: int, epochs: int) -> dict[str, Any]:
+    """Same recipe, same seed, synthetic train/test split: accuracy on CPU and on the GPU."""
+    import torch
+
+    from app_package.model import ModelSpec, build_model
+    from app_package.training import ChipBatches, fit, predict_logits
+
+    bands = cfg.resolved_bands()
+    x, y = _synthetic(n, len(bands), seed=1)
+    # a harder task than `throughput`'s: noisier chips, so accuracy is not trivially 1.0
+    rng = np.random.default_rng(2)
+    x = np.clip(x * rng.normal(1.0, 0.6, size=(n, len(bands), 1, 1)), 1, 65535).astype(np.uint16)
+    spec = ModelSpec.for_bands("smallcnn", bands)
+    cut = int(n * 0.8)
+    out: dict[str, Any] = {"chips": n, "epochs": epochs}
+    for dev in ("cpu", "cuda"):
+        device = torch.device(dev)
+        torch.manual_seed(0)
+        model = build_model(spec)
+        c = replace(cfg, arch="smallcnn", epochs=epochs, patience=0, batch_size=64, device=dev)
+        tr = ChipBatches(x[:cut], y[:cut], spec, device)
+        te = ChipBatches(x[cut:], y[cut:], spec, device)
+        res = fit(model, tr, te, c)
+        pred = predict_logits(res.model, te, amp=c.amp).argmax(1).cpu().numpy()
+        out[f"{dev}_test_accuracy"] = round(float((pred == y[cut:]).mean()), 4)
+        if dev == "cpu":  # the CPU-trained weights, evaluated on the GPU: same predictions?
+            gpu_model = res.model.to("cuda")
+            gte = ChipBatches(x[cut:], y[cut:], spec, torch.device("cuda"))
+            gpred = predict_logits(gpu_model, gte, amp=c.amp).argmax(1).cpu().numpy()
+            out["same_weights_prediction_agreement"] = round(float((gpred == pred).mean()), 4)
+    out["abs_difference"] = round(abs(out["cpu_test_accuracy"] - out["cuda_test_accuracy"]), 4)
+    return out
 
 
 def throughput(cfg: Any, n: int, epochs: int) -> dict[str, Any]:
@@ -167,55 +202,63 @@ def spectral_features(x: np.ndarray) -> np.ndarray:
     return np.concatenate([xf.mean((2, 3)), xf.std((2, 3))], axis=1)
 
 
-def real_data_cv(cfg: Any, folds: int, epochs: int) -> dict[str, Any]:
+def real_data_cv(cfg: Any, folds: int, epochs: int, npz: Path | None = None) -> dict[str, Any]:
     """k-fold CV of the training recipe vs the spectral baseline on the 270 real chips."""
     import torch
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedKFold, train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from app_package.dataset import load_labelled_chips, stratified_split
-    from app_package.eurosat_stac import eurosat_to_stac
     from app_package.metrics import classification_report
     from app_package.model import ModelSpec, build_model, resolve_device
     from app_package.training import ChipBatches, fit, predict_logits
 
     device = resolve_device(cfg.device)
-    with tempfile.TemporaryDirectory() as d:
-        stac = eurosat_to_stac(REAL_DATA, Path(d) / "stac")
-        t_load = time.perf_counter()
-        chips = load_labelled_chips(str(stac), bands=cfg.resolved_bands())
-        load_s = time.perf_counter() - t_load
-    spec = ModelSpec.for_bands(cfg.arch, chips.bands)
+    t_load = time.perf_counter()
+    if npz is None:
+        from app_package.dataset import load_labelled_chips
+        from app_package.eurosat_stac import eurosat_to_stac
+    if npz is not None:  # the same chips, exported by --export-npz (for machines without GDAL)
+        z = np.load(npz)
+        x_all, y_all, bands = z["x"], z["y"], tuple(str(b) for b in z["bands"])
+    else:
+        with tempfile.TemporaryDirectory() as d:
+            stac = eurosat_to_stac(REAL_DATA, Path(d) / "stac")
+            chips = load_labelled_chips(str(stac), bands=cfg.resolved_bands())
+        x_all, y_all, bands = chips.x, chips.y, chips.bands
+    load_s = time.perf_counter() - t_load
+    spec = ModelSpec.for_bands(cfg.arch, bands)
     cfg = replace(cfg, epochs=epochs)
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
     cnn_acc, base_acc, cnn_f1, base_f1, fit_s, epochs_run = [], [], [], [], [], []
-    for k, (tr, te) in enumerate(skf.split(chips.x, chips.y)):
+    for k, (tr, te) in enumerate(skf.split(x_all, y_all)):
         # the recipe: an inner stratified validation split of the training fold (early stopping)
-        itr, iva, _ = stratified_split(chips.y[tr], val_fraction=0.15, test_fraction=0.0, seed=k)
+        itr, iva = train_test_split(
+            np.arange(len(tr)), test_size=0.15, stratify=y_all[tr], random_state=k
+        )
         torch.manual_seed(cfg.seed + k)
         model = build_model(spec)
-        mk = lambda idx: ChipBatches(chips.x[idx], chips.y[idx], spec, device)  # noqa: E731
+        mk = lambda idx: ChipBatches(x_all[idx], y_all[idx], spec, device)  # noqa: E731
         t0 = time.perf_counter()
         res = fit(model, mk(tr[itr]), mk(tr[iva]), replace(cfg, seed=cfg.seed + k))
         fit_s.append(time.perf_counter() - t0)
         epochs_run.append(len(res.history))
         pred = predict_logits(res.model, mk(te), amp=cfg.amp).argmax(1).cpu().numpy()
-        rep = classification_report(chips.y[te], pred, spec.classes)
+        rep = classification_report(y_all[te], pred, spec.classes)
         cnn_acc.append(rep["accuracy"])
         cnn_f1.append(rep["macro_f1"])
         clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, C=1.0))
-        clf.fit(spectral_features(chips.x[tr]), chips.y[tr])
-        bp = clf.predict(spectral_features(chips.x[te]))
-        brep = classification_report(chips.y[te], bp, spec.classes)
+        clf.fit(spectral_features(x_all[tr]), y_all[tr])
+        bp = clf.predict(spectral_features(x_all[te]))
+        brep = classification_report(y_all[te], bp, spec.classes)
         base_acc.append(brep["accuracy"])
         base_f1.append(brep["macro_f1"])
         print(f"fold {k + 1}/{folds}: recipe {rep['accuracy']:.3f}, baseline "
               f"{brep['accuracy']:.3f} ({fit_s[-1]:.1f} s)", file=sys.stderr)  # fmt: skip
     return {
-        "data": str(REAL_DATA),
-        "chips": len(chips.y),
+        "data": str(npz or REAL_DATA),
+        "chips": len(y_all),
         "load_s": round(load_s, 2),
         "folds": folds,
         "recipe": {k: v for k, v in cfg.params().items() if k not in ("stac", "output")},
@@ -245,6 +288,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cv-epochs", type=int, default=30, help="epochs per fold (default: 30)")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--skip-cv", action="store_true", help="no real-data cross-validation")
+    p.add_argument("--cv-npz", type=Path, default=None,
+                   help="read the real chips from this .npz (made by --export-npz)")  # fmt: skip
+    p.add_argument("--export-npz", type=Path, default=None,
+                   help="write the real chips (x, y, bands) to this .npz and exit")  # fmt: skip
+    p.add_argument("--skip-throughput", action="store_true")
+    p.add_argument("--lr", type=float, default=1e-3, help="CV recipe learning rate")
+    p.add_argument("--patience", type=int, default=5, help="CV recipe early-stopping patience")
+    p.add_argument("--cpu-baseline", action="store_true",
+                   help="also measure the default model on 2 CPU threads (same run)")  # fmt: skip
     args = p.parse_args(argv)
 
     import torch
@@ -252,6 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     from app_package.training import TrainConfig
 
     torch.set_num_threads(args.threads)
+    if args.export_npz:
+        with tempfile.TemporaryDirectory() as d:
+            from app_package.dataset import load_labelled_chips
+            from app_package.eurosat_stac import eurosat_to_stac
+
+            ch = load_labelled_chips(str(eurosat_to_stac(REAL_DATA, Path(d) / "stac")))
+        np.savez(args.export_npz, x=ch.x, y=ch.y, bands=np.array(ch.bands))
+        return 0
     cuda = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
     bs = args.batch_size or (512 if cuda else 64)
     cfg = TrainConfig(stac="bench", output=Path("bench"), arch=args.arch, device=args.device,
@@ -271,15 +331,34 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python -m bench.train_bench", *(argv or sys.argv[1:])]),
     }
     t0 = time.perf_counter()
-    results["throughput"] = throughput(cfg, n, epochs)
-    print(f"throughput: {results['throughput']['chips_per_s_median']} chips/s", file=sys.stderr)
-    results["mlflow_overhead"] = mlflow_overhead(cfg, min(n, 2048), epochs)
-    print(f"mlflow share: {results['mlflow_overhead']['mlflow_share_of_wall_time']}",
-          file=sys.stderr)  # fmt: skip
-    if not args.skip_cv and REAL_DATA.is_dir():
-        cv_cfg = replace(cfg, batch_size=64)
+    if not args.skip_throughput:
+        results["throughput"] = throughput(cfg, n, epochs)
+        tp = results["throughput"]["chips_per_s_median"]
+        print(f"throughput: {tp} chips/s", file=sys.stderr)
+    try:
+        if args.skip_throughput:
+            raise ImportError
+        import mlflow  # noqa: F401
+    except ImportError:
+        results["mlflow_overhead"] = "skipped: mlflow not installed here, or --skip-throughput"
+    else:
+        results["mlflow_overhead"] = mlflow_overhead(cfg, min(n, 2048), epochs)
+        print(f"mlflow share: {results['mlflow_overhead']['mlflow_share_of_wall_time']}",
+              file=sys.stderr)  # fmt: skip
+    if cuda:
+        results["cuda_vs_cpu_accuracy"] = cuda_vs_cpu(cfg, 2000 if args.quick else 4000, 10)
+        print(f"cuda vs cpu: {results['cuda_vs_cpu_accuracy']}", file=sys.stderr)
+    if args.cpu_baseline:
+        torch.set_num_threads(2)
+        cpu_cfg = replace(cfg, arch="smallcnn", device="cpu", batch_size=64)
+        results["cpu_2_threads_throughput"] = throughput(cpu_cfg, 1024, 3)
+    if not args.skip_cv and (REAL_DATA.is_dir() or args.cv_npz):
+        cv_cfg = replace(cfg, batch_size=args.batch_size or 64, lr=args.lr, patience=args.patience)
         results["real_data_cv"] = real_data_cv(
-            cv_cfg, 2 if args.quick else args.folds, 5 if args.quick else args.cv_epochs
+            cv_cfg,
+            2 if args.quick else args.folds,
+            5 if args.quick else args.cv_epochs,
+            args.cv_npz,
         )
     elif not args.skip_cv:
         results["real_data_cv"] = f"skipped: {REAL_DATA} not found"
