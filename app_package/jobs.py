@@ -41,6 +41,7 @@ from pygeoapi.process.manager.base import BaseManager
 from pygeoapi.util import JobStatus, RequestedResponse, Subscriber
 
 from app_package.errors import AppPackageError, DataError, InputError, ModelError, NotFoundError
+from app_package.ogc import HrefPolicy, OGCError
 from app_package.progress import ProgressCallback
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,8 @@ class ChildProcessManager(BaseManager):
         self._lock = FileLock(f"{self.db_path}.lock")
         self._tlock = threading.Lock()
         self._submit_lock = threading.Lock()
+        # callbacks are checked again when sent: a host may resolve elsewhere by then
+        self.callback_policy = HrefPolicy.from_config(manager_def)
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._subscribers: dict[str, dict[str, str]] = {}
         self._wake = threading.Event()
@@ -413,11 +416,20 @@ class ChildProcessManager(BaseManager):
         key = {"running": "inProgressUri", "successful": "successUri", "failed": "failedUri"}
         url = subscriber.get(key.get(job["status"], ""))
         if url:
-            threading.Thread(target=_post, args=(url, status_info(job)), daemon=True).start()
+            args = (url, status_info(job), self.callback_policy)
+            threading.Thread(target=_post, args=args, daemon=True).start()
 
 
-def _post(url: str, body: dict[str, Any]) -> None:
+def _post(url: str, body: dict[str, Any], policy: HrefPolicy | None = None) -> None:
+    """POST a callback; with a `policy`, only if the URL's host still passes it (DNS rebinding)."""
     import requests
+
+    if policy is not None:
+        try:
+            policy.check_url("callback", url)
+        except OGCError as e:
+            logger.warning("callback to %s not sent: %s", url, e.detail)
+            return
 
     try:
         requests.post(url, json=body, timeout=10, allow_redirects=False)

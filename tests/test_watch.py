@@ -134,10 +134,11 @@ def test_endpoint_unreachable_is_retryable() -> None:
 # ==================================================================== live servers
 @pytest.fixture(scope="module")
 def ogc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`app-package serve` with the `sleep` process; loopback inputs allowed (test items)."""
+    """`app-package serve` with the `sleep` process; host 127.0.0.1 allowed by name (test items,
+    callbacks), every other private or loopback name refused."""
     srv = Server(
         tmp_path_factory.mktemp("watch-server") / "var",
-        extra_env={"APP_PACKAGE_ALLOW_PRIVATE_HOSTS": "true"},
+        extra_env={"APP_PACKAGE_ALLOWED_HOSTS": "127.0.0.1"},
     ).start()
     yield srv
     srv.stop()
@@ -212,8 +213,9 @@ def test_poll_submits_new_items_once_and_nothing_after_restart(
     assert all(j["status"] == "successful" for j in jobs)
 
 
+@pytest.mark.slow
 def test_endpoint_down_then_back_loses_nothing(catalog: GrowingCatalog, tmp_path: Path) -> None:
-    srv = Server(tmp_path / "var", extra_env={"APP_PACKAGE_ALLOW_PRIVATE_HOSTS": "true"})
+    srv = Server(tmp_path / "var", extra_env={"APP_PACKAGE_ALLOWED_HOSTS": "127.0.0.1"})
     catalog.add("S2-DOWN-1", 1)
     catalog.add("S2-DOWN-2", 2)
     with running_stac_api(catalog.catalog_json) as stac:
@@ -353,3 +355,77 @@ def test_state_file_is_plain_sqlite(tmp_path: Path) -> None:
     store.close()
     with sqlite3.connect(tmp_path / "w.db") as db:
         assert db.execute("SELECT item_id, state FROM items").fetchall() == [("A", "pending")]
+
+
+# ==================================================================== callbacks (subscriber)
+class Receiver:
+    """A loopback HTTP server recording the callbacks POSTed to it."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        received = self.received = []  # type: list[tuple[str, dict[str, Any]]]
+
+        class Hook(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((self.path, json.loads(body)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait(self, n: int, timeout: float = 30) -> list[tuple[str, dict[str, Any]]]:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.received)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture()
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def test_failed_jobs_call_failed_uri_and_only_allowed_hosts(
+    ogc: Server, receiver: Receiver
+) -> None:
+    base = f"http://127.0.0.1:{receiver.port}"
+    sub = {"successUri": base + "/ok", "failedUri": base + "/failed"}
+    job = ogc.submit_with("sleep", {"steps": 1, "fail": "no good"}, subscriber=sub)
+    ogc.wait(job, ("failed",))
+    (path, doc), *_ = receiver.wait(1)
+    assert path == "/failed" and doc["jobID"] == job and doc["status"] == "failed"
+    assert doc["message"] == "no good"
+    # only the host named in APP_PACKAGE_ALLOWED_HOSTS: other loopback names stay refused
+    for url in (f"http://localhost:{receiver.port}/x", f"http://127.0.0.2:{receiver.port}/x",
+                "http://169.254.169.254/latest/meta-data/"):  # fmt: skip
+        r = ogc.execute("sleep", {"steps": 1}, subscriber={"successUri": url})
+        assert r.status_code == 400, (url, r.text)
+        assert "non-public address" in r.json()["detail"]
+
+
+def test_callbacks_are_checked_again_when_sent(receiver: Receiver) -> None:
+    """A host that passed at submission but resolves to a refused address later gets nothing."""
+    from app_package.jobs import _post
+    from app_package.ogc import HrefPolicy
+
+    url = f"http://127.0.0.1:{receiver.port}/hook"
+    _post(url, {"status": "successful"}, HrefPolicy())  # default policy: loopback refused
+    _post(url, {"status": "failed"}, HrefPolicy(allowed_hosts=frozenset({"127.0.0.1"})))
+    received = receiver.wait(1)
+    time.sleep(0.3)
+    assert [doc["status"] for _, doc in receiver.received] == ["failed"], received
