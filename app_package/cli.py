@@ -517,26 +517,26 @@ def _run_watch(args: argparse.Namespace) -> int:
         poll_interval_s=args.interval, max_in_flight=args.max_in_flight,
         max_per_minute=args.max_per_minute, backoff_max_s=args.max_backoff,
     )  # fmt: skip
+    listen = parse_listen(args.listen) if args.listen else None
     watcher = Watcher(args.state, target, search, limits)
+    # SIGTERM/SIGINT: finish the request in progress, close the state file, exit 0
+    stop_signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {s: signal.signal(s, lambda *_: watcher.stop()) for s in stop_signals}
+    hook = None
     try:
         if args.once:
             return watcher.run_once()
-        hook = None
-        if args.listen:
-            host, port = parse_listen(args.listen)
+        if listen is not None:
+            host, port = listen
             hook = WebhookServer(watcher, host, port, os.environ.get(args.token_env) or None)
             hook.start()
-        previous = {s: signal.signal(s, lambda *_: watcher.stop()) for s in (signal.SIGTERM,
-                    signal.SIGINT)}  # fmt: skip
-        try:
-            watcher.run()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            if hook is not None:
-                hook.stop()
+        watcher.run()
         return 0
     finally:
+        if hook is not None:
+            hook.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         watcher.close()
 
 
