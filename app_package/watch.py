@@ -352,6 +352,7 @@ class Watcher:
         self._poll_failures = 0
         self._next_poll = 0.0
         self._next_submit = 0.0
+        self._at_limit = False
 
     def close(self) -> None:
         self.client.close()
@@ -474,11 +475,14 @@ class Watcher:
             if self.stop_event.is_set():
                 return
             if in_flight >= self.limits.max_in_flight:
-                logger.info(
-                    "%d job(s) in flight (limit %d): later items wait",
-                    in_flight, self.limits.max_in_flight,
-                )  # fmt: skip
+                if not self._at_limit:  # say it once, not every round
+                    logger.info(
+                        "%d job(s) in flight (limit %d): later items wait",
+                        in_flight, self.limits.max_in_flight,
+                    )  # fmt: skip
+                self._at_limit = True
                 return
+            self._at_limit = False
             wait = self._next_submit - time.monotonic()
             if wait > 0 and self.stop_event.wait(wait):
                 return
