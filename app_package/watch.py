@@ -109,7 +109,7 @@ class Search:
             return f"collection {collection!r} is not one of {', '.join(self.collections)}"
         if self.bbox and item.get("bbox"):
             b = item["bbox"]
-            w, s, e, n = (b[0], b[1], b[-2], b[-1]) if len(b) in (4, 6) else (0, 0, 0, 0)
+            w, s, e, n = (b[0], b[1], b[3], b[4]) if len(b) == 6 else (b[0], b[1], b[2], b[3])
             W, S, E, N = self.bbox
             if w > E or e < W or s > N or n < S:
                 return f"bbox {b} is outside {list(self.bbox)}"
@@ -536,8 +536,8 @@ class Watcher:
                 self.poll(report)
             except ServiceError as e:
                 self._poll_failures += 1
-                delay = self.limits.backoff(self._poll_failures)
-                self._next_poll = time.time() + min(delay, self.limits.poll_interval_s)
+                delay = min(self.limits.backoff(self._poll_failures), self.limits.poll_interval_s)
+                self._next_poll = time.time() + delay
                 report.errors.append(str(e))
                 logger.warning("STAC search failed, next try in %.1f s: %s", delay, e)
             else:

@@ -67,6 +67,9 @@ def test_pushed_items_meet_the_same_criteria() -> None:
     )
     assert "collection" in (Search(collections=("other",)).matches(item) or "")
     assert "bbox" in (Search(bbox=(0, 0, 1, 1)).matches(item) or "")
+    item3d = dict(item, bbox=[12.5, 52.4, 0, 12.7, 52.5, 100])
+    assert Search(bbox=(12.6, 52.45, 13, 53)).matches(item3d) is None
+    assert "bbox" in (Search(bbox=(12.8, 52.45, 13, 53)).matches(item3d) or "")
     assert "outside" in (Search(datetime="2018-01-01/..").matches(item) or "")
     assert Search(datetime="../2017-03-01").matches(item) is None
     assert "filter" in (Search(max_cloud_cover=5).matches(item) or "")
