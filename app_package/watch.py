@@ -432,12 +432,12 @@ class Watcher:
                     f"the STAC API {s.stac_url} refused the search (HTTP {code}): {e}; check "
                     "--collection, --bbox, --datetime and --filter"
                 ) from e
-            raise ServiceError(f"STAC API {s.stac_url} failed: {e}", retryable=True) from e
+            raise ServiceError(f"STAC API {s.stac_url} unavailable: {e}", retryable=True) from e
         except InputError:
             raise
         except Exception as e:  # connection errors surface as many types through pystac-client
             raise ServiceError(
-                f"STAC API {s.stac_url} unreachable: {type(e).__name__}: {e}", retryable=True
+                f"STAC API {s.stac_url} unavailable: {type(e).__name__}: {e}", retryable=True
             ) from e
 
     # ------------------------------------------------------------ jobs

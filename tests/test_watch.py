@@ -432,3 +432,26 @@ def test_callbacks_are_checked_again_when_sent(receiver: Receiver) -> None:
     received = receiver.wait(1)
     time.sleep(0.3)
     assert [doc["status"] for _, doc in receiver.received] == ["failed"], received
+
+
+def test_stac_api_down_is_retried_with_backoff(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    limits = Limits(backoff_base_s=1.0, backoff_max_s=30.0, poll_interval_s=60.0)
+    w = Watcher(tmp_path / "w.db", Target(), Search(stac_url=f"http://127.0.0.1:{port}"), limits)
+    try:
+        assert w.run_once() == EX_TEMPFAIL
+        delays = []
+        for _ in range(3):
+            w._next_poll = 0.0  # the wait has passed
+            t = time.time()
+            report = w.cycle()
+            assert "unavailable" in report.errors[0]
+            delays.append(w._next_poll - t)
+        assert 1.5 < delays[0] < 2.5 and 3.5 < delays[1] < 4.5 and 7 < delays[2] < 9, delays
+        assert w.store.counts() == {}
+    finally:
+        w.close()
