@@ -353,9 +353,12 @@ def classify(
     stride: int | None = None,
     batch_size: int = 256,
     device: str = "auto",
+    tracking_uri: str | None = None,
     progress: ProgressCallback | Callable[[float, str], None] = no_progress,
 ) -> Path:
     """Classify a Sentinel-2 product with a model; write COGs, preview and STAC to `output`.
+
+    `tracking_uri`: the MLflow store an MLflow model URI resolves against (as in training).
 
     Returns `output/catalog.json`. Nothing is left in `output` when anything fails.
     """
@@ -381,7 +384,7 @@ def classify(
     progress(0.0, "opening product")
     prod = open_product(product)
     progress(1.0, "loading model")
-    loaded = load_model_info(model)
+    loaded = load_model_info(model, tracking_uri=tracking_uri)
     spec = loaded.spec
     missing = [b for b in spec.bands if b not in prod.bands]
     if missing:

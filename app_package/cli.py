@@ -376,6 +376,11 @@ def _add_classify(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=256, help="chips per batch (default 256)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow store that models:/ and runs:/ URIs resolve against "
+        "(default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
     p.set_defaults(handler=_run_classify)
 
 
@@ -385,7 +390,8 @@ def _run_classify(args: argparse.Namespace) -> int:
     with progress_bar("classify") as progress:
         out = classify(
             args.product, args.model, args.output, stride=args.stride,
-            batch_size=args.batch_size, device=args.device, progress=progress,
+            batch_size=args.batch_size, device=args.device, tracking_uri=args.tracking_uri,
+            progress=progress,
         )  # fmt: skip
     print(out)
     return 0

@@ -34,17 +34,21 @@ class LoadedModel:
     version: str | None = None
 
 
-def load_model(uri: str) -> tuple[nn.Module, ModelSpec]:
-    """The network (eval mode, CPU) and its spec for a model URI or path."""
-    m = load_model_info(uri)
+def load_model(uri: str, *, tracking_uri: str | None = None) -> tuple[nn.Module, ModelSpec]:
+    """The network (eval mode, CPU) and its spec for a model URI or path.
+
+    `tracking_uri` is the MLflow store that `models:/` and `runs:/` URIs resolve against
+    (default: $MLFLOW_TRACKING_URI, else the local sqlite store, as for training).
+    """
+    m = load_model_info(uri, tracking_uri=tracking_uri)
     return m.module, m.spec
 
 
-def load_model_info(uri: str) -> LoadedModel:
+def load_model_info(uri: str, *, tracking_uri: str | None = None) -> LoadedModel:
     """Like `load_model`, also returning the URI and version to record in outputs."""
     uri = str(uri)
     if uri.startswith(("models:/", "runs:/", "models:", "runs:")):
-        return _load_mlflow(uri)
+        return _load_mlflow(uri, tracking_uri)
     p = Path(uri)
     if not p.exists():
         raise NotFoundError(
@@ -114,20 +118,24 @@ def _load_stac(path: Path) -> LoadedModel:
     )
 
 
-def _load_mlflow(uri: str) -> LoadedModel:
+def _load_mlflow(uri: str, tracking_uri: str | None = None) -> LoadedModel:
     try:
         import mlflow
         import mlflow.pytorch
         from mlflow.exceptions import MlflowException
     except ImportError as e:  # pragma: no cover - mlflow is a dependency
         raise ModelError(f"MLflow is needed to load {uri}: {e}") from e
+    from app_package.tracking import _global_uri, resolve_tracking_uri
+
+    store = resolve_tracking_uri(tracking_uri)
     try:
-        info = mlflow.models.get_model_info(uri)
-        module = mlflow.pytorch.load_model(uri, map_location="cpu")
+        with _global_uri(store):
+            info = mlflow.models.get_model_info(uri)
+            module = mlflow.pytorch.load_model(uri, map_location="cpu")
     except MlflowException as e:
         raise ModelError(
-            f"cannot load MLflow model {uri} from tracking URI {mlflow.get_tracking_uri()}: "
-            f"{e.message}"
+            f"cannot load MLflow model {uri} from tracking URI {store}: {e.message} "
+            "(pass the store that registered it with --tracking-uri)"
         ) from e
     except OSError as e:
         raise TrackingError(f"cannot reach the MLflow store for {uri}: {e}") from e

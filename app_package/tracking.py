@@ -81,16 +81,26 @@ def _client(uri: str) -> MlflowClient:
 def _global_uri(uri: str) -> Iterator[None]:
     """mlflow's fluent API (log_model) reads a global URI: set it, then restore the old one."""
     import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
 
+    # set_*_uri also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI to os.environ, which child
+    # processes (and later MlflowClient(tracking_uri=…) calls, for the registry) would inherit:
+    # restore the globals *and* the environment exactly as they were.
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     before_t = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    before_r = registry_utils._registry_uri  # no public getter that tells "unset" from default
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
         yield
     finally:
-        if before_t is not None:
-            mlflow.set_tracking_uri(before_t)
-            mlflow.set_registry_uri(before_t)
+        mlflow.set_tracking_uri(before_t)  # type: ignore[arg-type]  # None clears it
+        mlflow.set_registry_uri(before_r)  # type: ignore[arg-type]
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,8 @@ $graph:
         type: string?
         label: MLflow tracking URI
         doc: >-
-          MLflow tracking server or store the model URI resolves against, set as
-          MLFLOW_TRACKING_URI. Default MLflow's own (a sqlite store in the working folder).
+          MLflow tracking server or store the model URI resolves against (passed as
+          --tracking-uri). Default $MLFLOW_TRACKING_URI, else a sqlite store in the working folder.
     outputs:
       catalog:
         type: Directory
@@ -92,11 +92,6 @@ $graph:
         ramMax: 8192
       NetworkAccess:
         networkAccess: true
-      InlineJavascriptRequirement: {}
-      EnvVarRequirement:
-        envDef:
-          # classify has no option for it; MLflow reads the variable (empty: MLflow's default)
-          MLFLOW_TRACKING_URI: $(inputs.tracking_uri || "")
     hints:
       DockerRequirement:
         dockerPull: ghcr.io/app-package/app-package:0.1.0
@@ -113,7 +108,7 @@ $graph:
       model: {type: string, label: Model, doc: MLflow model URI or model path., inputBinding: {prefix: --model}}
       stride: {type: "int?", label: Stride, doc: Pixels between chip origins., inputBinding: {prefix: --stride}}
       batch_size: {type: "int?", label: Batch size, doc: Chips per inference batch., inputBinding: {prefix: --batch-size}}
-      tracking_uri: {type: "string?", label: MLflow tracking URI, doc: Set as MLFLOW_TRACKING_URI.}
+      tracking_uri: {type: "string?", label: MLflow tracking URI, doc: MLflow store the model URI resolves against., inputBinding: {prefix: --tracking-uri}}
     outputs:
       catalog:
         type: Directory

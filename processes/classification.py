@@ -6,7 +6,6 @@ A thin adapter over `app_package.classify.classify`.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -92,13 +91,12 @@ class ClassificationProcessor(JobProcessor):
     def run(self, inputs: dict[str, Any], output: Path, progress: ProgressCallback) -> Path:
         from app_package.classify import classify
 
-        if self.tracking_uri:  # MLflow model URIs resolve against the server's store
-            os.environ["MLFLOW_TRACKING_URI"] = self.tracking_uri
         return classify(
             str(inputs.get("product", SAMPLE_ITEM)),
             str(inputs["model"]),
             output,
             stride=inputs.get("stride"),
             batch_size=int(inputs.get("batch_size", 256)),
+            tracking_uri=self.tracking_uri,  # MLflow model URIs resolve against the server's store
             progress=progress,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,34 @@ def s2_jp2(tmp_path_factory: pytest.TempPathFactory, s2_bands10: dict) -> dict:
     from tests.datagen import write_jp2_bands
 
     return write_jp2_bands(tmp_path_factory.mktemp("s2jp2") / "IMG_DATA", s2_bands10)
+
+
+_MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow_state() -> Iterator[None]:
+    """No test leaks an MLflow URI to the next one.
+
+    `mlflow.set_tracking_uri`/`set_registry_uri` also write MLFLOW_* environment variables, which
+    child processes (servers, CWL runners) and later clients would inherit. Each test starts from
+    the environment it found, and fails if it leaves a run active.
+    """
+    saved = {k: os.environ.get(k) for k in _MLFLOW_ENV}
+    yield
+    import sys
+
+    if "mlflow" in sys.modules:
+        import mlflow
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        leaked = mlflow.active_run()
+        tracking_utils._tracking_uri = None
+        registry_utils._registry_uri = None
+        assert leaked is None, f"test left MLflow run {leaked.info.run_id} active"
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -232,8 +232,7 @@ def test_mlflow_registered_champion(
 
     model = fitted_model[1]
     spec = load_model_info(str(fitted_model[0])).spec
-    old = mlflow.get_tracking_uri()
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # the autouse fixture restores mlflow's state
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
@@ -263,8 +262,7 @@ def test_mlflow_registered_champion(
         with rasterio.open(next((tmp_path / "local").rglob("classification.tif"))) as ds:
             assert np.array_equal(ds.read(1), via_mlflow)
     finally:
-        mlflow.set_tracking_uri(old)
-        mlflow.set_registry_uri(old)
+        assert mlflow.active_run() is None
 
 
 def _leftovers(parent: Path, name: str) -> list[Path]:
