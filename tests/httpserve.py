@@ -1,14 +1,17 @@
-"""A loopback HTTP file server for tests: `http.server` plus single byte ranges (for resume tests).
+"""Loopback HTTP servers for tests.
 
-It records each request's path and Range header, and the bytes it sent, so tests can check that
-a download really resumed.
+A file server (`http.server` plus single byte ranges, for resume tests) that records each request's
+path and Range header and the bytes it sent, so tests can check that a download really resumed;
+and `Receiver`, which records the callbacks (OGC `subscriber` URIs) POSTed to it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -82,3 +85,38 @@ def serve_directory(root: Path) -> Iterator[tuple[str, ServerLog]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+class Receiver:
+    """A loopback HTTP server recording the callbacks POSTed to it."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        received = self.received = []  # type: list[tuple[str, dict[str, Any]]]
+
+        class Hook(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((self.path, json.loads(body)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait(self, n: int, timeout: float = 30) -> list[tuple[str, dict[str, Any]]]:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.received)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)

@@ -541,40 +541,20 @@ def test_train_then_classify_with_the_bundled_sample(server: Server) -> None:
 
 def test_callbacks_reach_the_subscriber(server: Server) -> None:
     """Subscriber URLs get the statusInfo on start and on success (host allowed by config)."""
-    import http.server
-    import threading
+    from tests.httpserve import Receiver
 
-    received: list[tuple[str, dict[str, Any]]] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((self.path, json.loads(body)))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), Hook)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    receiver = Receiver()
     try:
-        base = f"http://localhost:{httpd.server_address[1]}"
+        base = f"http://localhost:{receiver.port}"
         sub = {"successUri": base + "/ok", "inProgressUri": base + "/running",
                "failedUri": base + "/failed"}  # fmt: skip
         job = server.submit_with("sleep", {"steps": 1}, subscriber=sub)
         server.wait(job, ("successful",))
-        deadline = time.monotonic() + 10
-        while len(received) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        paths = {p: doc for p, doc in received}
+        paths = {p: doc for p, doc in receiver.wait(2, timeout=10)}
         assert paths["/running"]["jobID"] == job
         assert paths["/ok"]["status"] == "successful"
     finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+        receiver.close()
 
 
 # ==================================================================== OpenAPI fuzzing

@@ -23,6 +23,7 @@ from app_package.errors import InputError, ServiceError
 from app_package.ogc_client import ProcessesClient
 from app_package.watch import EX_TEMPFAIL, Limits, Search, StateStore, Target, Watcher, item_key
 from app_package.webhook import WebhookServer, item_from_request, parse_listen
+from tests.httpserve import Receiver
 from tests.test_dataset import running_stac_api
 from tests.test_server import Server
 from tests.watchdata import COLLECTION, GrowingCatalog
@@ -361,41 +362,6 @@ def test_state_file_is_plain_sqlite(tmp_path: Path) -> None:
 
 
 # ==================================================================== callbacks (subscriber)
-class Receiver:
-    """A loopback HTTP server recording the callbacks POSTed to it."""
-
-    def __init__(self) -> None:
-        import http.server
-
-        received = self.received = []  # type: list[tuple[str, dict[str, Any]]]
-
-        class Hook(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append((self.path, json.loads(body)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Hook)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def wait(self, n: int, timeout: float = 30) -> list[tuple[str, dict[str, Any]]]:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < n and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return list(self.received)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture()
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
