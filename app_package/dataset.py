@@ -180,6 +180,14 @@ def _geoparquet_href(doc: dict[str, Any], ref: str) -> str | None:
 
 def _walk_static(ref: str) -> Iterator[tuple[dict[str, Any], str]]:
     """(item dict, its href) for every item reachable from a static catalog/collection."""
+    for doc, href in walk_stac(ref):
+        if doc.get("type") == "Feature":
+            yield doc, href
+
+
+def walk_stac(ref: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """Every STAC document (catalog, collection, item) reachable from `ref` (a path or URL)
+    through `child` and `item` links, with its href; each is read once."""
     todo = [ref]
     seen: set[str] = set()
     while todo:
@@ -188,8 +196,8 @@ def _walk_static(ref: str) -> Iterator[tuple[dict[str, Any], str]]:
             continue
         seen.add(href)
         doc = _read_json(href)
+        yield doc, href
         if doc.get("type") == "Feature":
-            yield doc, href
             continue
         for link in doc.get("links", []):
             if link.get("rel") in ("child", "item") and link.get("href"):

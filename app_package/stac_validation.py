@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,11 +125,9 @@ def validate_catalog(catalog_json: str | Path, schema_root: Path) -> int:
     """
     validator = OfflineSTACValidator(schema_root)
     count = 0
-    for path in walk_json(Path(catalog_json)):
+    for doc, path in _walk(Path(catalog_json)):  # each file read once
         try:
-            pystac.validation.validate_dict(
-                json.loads(path.read_text()), href=str(path), validator=validator
-            )
+            pystac.validation.validate_dict(doc, href=path, validator=validator)
         except pystac.STACValidationError as e:
             raise DataError(f"STAC validation failed for {path}: {e}") from e
         except GetSchemaError as e:
@@ -139,21 +138,15 @@ def validate_catalog(catalog_json: str | Path, schema_root: Path) -> int:
 
 def walk_json(root: Path) -> list[Path]:
     """Local STAC JSON files reachable from `root` through `child` and `item` links."""
+    return [Path(href) for _, href in _walk(root)]
+
+
+def _walk(root: Path) -> Iterator[tuple[dict[str, Any], str]]:
     if not root.is_file():
         raise NotFoundError(f"STAC file {root} does not exist")
-    out: list[Path] = []
-    todo = [root.resolve()]
-    seen: set[Path] = set()
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        out.append(path)
-        for link in json.loads(path.read_text()).get("links", []):
-            if link.get("rel") in ("child", "item"):
-                todo.append((path.parent / link["href"]).resolve())
-    return out
+    from app_package.dataset import walk_stac
+
+    yield from walk_stac(str(root.resolve()))
 
 
 def stac_validator_schema_map(schema_root: Path) -> dict[str, str]:
