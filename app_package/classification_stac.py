@@ -72,7 +72,8 @@ def footprint(
     return dict(out)
 
 
-def _bbox(geom: dict[str, Any]) -> list[float]:
+def bbox_of(geom: dict[str, Any]) -> list[float]:
+    """[west, south, east, north] of a GeoJSON polygon's outer ring."""
     xs = [p[0] for p in geom["coordinates"][0]]
     ys = [p[1] for p in geom["coordinates"][0]]
     return [min(xs), min(ys), max(xs), max(ys)]
@@ -87,6 +88,31 @@ class OutputGrid:
     width: int
     height: int
     product_bounds: tuple[float, float, float, float]
+
+
+def projection_properties(grid: OutputGrid) -> dict[str, Any]:
+    """The projection extension's properties of a map grid (WKT2 where there is no EPSG code)."""
+    epsg = grid.crs.to_epsg()
+    code = f"EPSG:{epsg}" if epsg else None
+    t = grid.transform
+    proj: dict[str, Any] = {
+        "proj:code": code,
+        "proj:shape": [grid.height, grid.width],
+        "proj:transform": [t.a, t.b, t.c, t.d, t.e, t.f],
+    }
+    if code is None:
+        proj["proj:wkt2"] = grid.crs.to_wkt()
+    return proj
+
+
+def classification_classes(classes: list[MapClass], nodata: int = 255) -> list[dict[str, Any]]:
+    """`classification:classes` objects for the map's classes, plus its nodata value."""
+    out: list[dict[str, Any]] = [
+        {"value": c.value, "name": c.name, "description": c.description, "color_hint": c.color_hex}
+        for c in classes
+    ]
+    out.append({"value": nodata, "name": "nodata", "description": "No data", "nodata": True})
+    return out
 
 
 def build_item(
@@ -108,17 +134,8 @@ def build_item(
     import pystac
 
     geom = footprint(grid.product_bounds, grid.crs)
-    epsg = grid.crs.to_epsg()
-    code = f"EPSG:{epsg}" if epsg else None
-    t = grid.transform
-    proj: dict[str, Any] = {
-        "proj:code": code,
-        "proj:shape": [grid.height, grid.width],
-        "proj:transform": [t.a, t.b, t.c, t.d, t.e, t.f],
-    }
-    if code is None:
-        proj["proj:wkt2"] = grid.crs.to_wkt()
-    res = abs(t.a)
+    proj = projection_properties(grid)
+    res = abs(grid.transform.a)
     props: dict[str, Any] = {
         "title": f"EuroSAT land cover of {source_id}",
         "description": (
@@ -136,14 +153,10 @@ def build_item(
         **proj,
     }
     item = pystac.Item(
-        id=item_id, geometry=geom, bbox=_bbox(geom), datetime=acquired, properties=props,
+        id=item_id, geometry=geom, bbox=bbox_of(geom), datetime=acquired, properties=props,
         stac_extensions=[PROJECTION, RASTER, CLASSIFICATION, PROCESSING],
     )  # fmt: skip
-    cls_objs: list[dict[str, Any]] = [
-        {"value": c.value, "name": c.name, "description": c.description, "color_hint": c.color_hex}
-        for c in classes
-    ]
-    cls_objs.append({"value": 255, "name": "nodata", "description": "No data", "nodata": True})
+    cls_objs = classification_classes(classes)
     item.add_asset(
         CLASS_ASSET,
         pystac.Asset(

@@ -397,6 +397,40 @@ def _run_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- water-bodies
+def _add_water_bodies(sub: Any) -> None:
+    p = sub.add_parser(
+        "water-bodies",
+        help="water masks of Sentinel-2 products (NDWI + Otsu) as COGs + one STAC catalog",
+    )
+    p.add_argument(
+        "items", nargs="+", metavar="ITEM",
+        help="STAC item file or URL, staged-in folder holding catalog.json, or a .SAFE folder",
+    )  # fmt: skip
+    p.add_argument("--output", required=True, type=Path, help="output folder (must not exist)")
+    p.add_argument(
+        "--aoi", default=None, metavar="MINX,MINY,MAXX,MAXY",
+        help="area of interest in --aoi-crs (default: the whole product); write --aoi=-1,2,3,4 "
+        "when the first number is negative",
+    )  # fmt: skip
+    p.add_argument(
+        "--aoi-crs", default="EPSG:4326", help="CRS of --aoi (default: EPSG:4326, lon/lat)"
+    )
+    p.set_defaults(handler=_run_water_bodies)
+
+
+def _run_water_bodies(args: argparse.Namespace) -> int:
+    from app_package.water_bodies import parse_aoi, water_bodies
+
+    aoi = parse_aoi(args.aoi) if args.aoi is not None else None
+    with progress_bar("water-bodies") as progress:
+        out = water_bodies(
+            args.items, args.output, aoi=aoi, aoi_crs=args.aoi_crs, progress=progress
+        )
+    print(out)
+    return 0
+
+
 # ---------------------------------------------------------------- watch
 def _add_watch(sub: Any) -> None:
     p = sub.add_parser(
@@ -565,6 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_train,
         _add_best_model,
         _add_classify,
+        _add_water_bodies,
         _add_watch,
     ):
         add(sub)

@@ -81,13 +81,17 @@ def write_class_cog(
     transform: Affine,
     crs: CRS,
     colors: list[tuple[int, int, int]],
+    description: str = "class",
 ) -> Path:
-    """uint8 class map, nodata 255, the classes' colour map, overviews by mode (majority)."""
+    """uint8 class map, nodata 255, the classes' colour map, overviews by mode (majority).
+
+    `colors[v]` is the colour of value v; `description` names the band (e.g. "class", "water").
+    """
     cmap = {i: (*rgb, 255) for i, rgb in enumerate(colors)}
     cmap[CLASS_NODATA] = (0, 0, 0, 0)
     return _cog(
         dst, classes.astype(np.uint8), transform, crs, nodata=CLASS_NODATA,
-        resampling="mode", colormap=cmap, description="class",
+        resampling="mode", colormap=cmap, description=description,
     )  # fmt: skip
 
 

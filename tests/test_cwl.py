@@ -27,11 +27,13 @@ from tests.conftest import REPO, SHARED_SCHEMAS
 CWL = REPO / "cwl"
 TRAINING = CWL / "eurosat-training.cwl"
 CLASSIFICATION = CWL / "tile-classification.cwl"
-PACKAGES = (TRAINING, CLASSIFICATION)
+WATER = CWL / "water-bodies.cwl"
+PACKAGES = (TRAINING, CLASSIFICATION, WATER)
 ENTRY_POINTS = (
     (TRAINING, "eurosat-training"),
     (TRAINING, "eurosat-training-sweep"),
     (CLASSIFICATION, "tile-classification"),
+    (WATER, "water-bodies"),
 )
 IMAGE = f"ghcr.io/app-package/app-package:{__version__}"
 BIN = Path(sys.executable).parent
@@ -48,11 +50,13 @@ RUNNER_ONLY = {
     "tile-classification": {
         "tracking_uri": "the server takes its MLflow store from pygeoapi-config.yml",
     },
+    "water-bodies": {},
 }
 # Shared inputs whose cardinality differs on purpose: (CWL, server) as (required, array).
 CARDINALITY = {
     ("eurosat-training", "stac"): ((True, False), (False, False)),  # server: bundled sample
     ("tile-classification", "product"): ((True, True), (False, False)),  # CWL: scatter
+    ("water-bodies", "items"): ((True, True), (False, True)),  # server: bundled sample
 }
 
 
@@ -191,8 +195,8 @@ def _ogc_inputs(package: Path, entry: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("package", "entry", "module"),
     [(TRAINING, "eurosat-training", "training"), (CLASSIFICATION, "tile-classification",
-      "classification")],
-    ids=["eurosat-training", "tile-classification"],
+      "classification"), (WATER, "water-bodies", "water_bodies")],
+    ids=["eurosat-training", "tile-classification", "water-bodies"],
 )  # fmt: skip
 def test_ades_inputs_match_the_server(package: Path, entry: str, module: str) -> None:
     """What an ADES derives from the package (cwl2ogc) = what our pygeoapi process describes."""

@@ -1,0 +1,104 @@
+"""`water-bodies`: water masks of Sentinel-2 products (NDWI + Otsu) as COGs + one STAC catalog.
+
+A thin adapter over `app_package.water_bodies.water_bodies`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from app_package import __version__
+from app_package.jobs import JobProcessor
+from app_package.progress import ProgressCallback
+from app_package.water_bodies import DEFAULT_AOI_CRS, water_bodies
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_ITEM = (
+    Path(__file__).resolve().parent.parent / "app_package" / "sample" / "s2-l1c" / "item.json"
+)
+
+PROCESS_METADATA: dict[str, Any] = {
+    "version": __version__,
+    "id": "water-bodies",
+    "title": {"en": "Sentinel-2 water bodies (NDWI + Otsu)"},
+    "description": {
+        "en": "Detects open water in Sentinel-2 L1C/L2A products: NDWI = (green - nir) / "
+        "(green + nir) from bands B03 and B08 (radiometric offset removed for processing "
+        "baseline 04.00 and later), thresholded per product by Otsu's method over the valid "
+        "pixels, optionally within an area of interest. Writes one uint8 water-mask COG "
+        "(0 not water, 1 water, 255 nodata) and one STAC item per product, all in one STAC "
+        "catalog. Progress is reported per block of rows read."
+    },
+    "jobControlOptions": ["async-execute", "sync-execute"],
+    "outputTransmission": ["value"],
+    "keywords": ["Sentinel-2", "water", "NDWI", "Otsu", "COG", "STAC"],
+    "links": [],
+    "inputs": {
+        "items": {
+            "title": "Sentinel-2 items",
+            "description": "The products to map, one value per product: a STAC item (item.json) "
+            "or SAFE folder of a Sentinel-2 L1C/L2A product, as a path or URL. Bands B03 and "
+            "B08 are found by name whatever the asset keys. Default: the bundled real L1C "
+            "subset (tile 33UUU).",
+            "schema": {"type": "string", "format": "uri-reference", "minLength": 1},
+            "minOccurs": 0,
+            "maxOccurs": "unbounded",
+        },
+        "aoi": {
+            "title": "Area of interest",
+            "description": "Bounding box [minx, miny, maxx, maxy] in aoi_crs; only the pixels "
+            "it touches are mapped (and used for the threshold). Default: the whole product.",
+            "schema": {
+                "type": "array",
+                "items": {"type": "number"},
+                "minItems": 4,
+                "maxItems": 4,
+            },
+            "minOccurs": 0,
+            "maxOccurs": 1,
+        },
+        "aoi_crs": {
+            "title": "AOI CRS",
+            "description": "The CRS of aoi, e.g. EPSG:4326 (longitude, latitude) or the "
+            "product's UTM zone EPSG:326xx.",
+            "schema": {"type": "string", "minLength": 1, "default": DEFAULT_AOI_CRS},
+            "minOccurs": 0,
+            "maxOccurs": 1,
+        },
+    },
+    "outputs": {
+        "catalog": {
+            "title": "Water-bodies catalog",
+            "description": "STAC catalog with one item per product: the water-mask COG "
+            "(classification extension: not_water 0, water 1, nodata 255), the Otsu NDWI "
+            "threshold (water:ndwi_threshold) and the water fraction (water:fraction). Asset "
+            "hrefs resolve over HTTP on this server.",
+            "schema": {
+                "type": "object",
+                "contentMediaType": "application/json",
+                "required": ["type", "id", "links"],
+            },
+        }
+    },
+    "example": {"inputs": {"aoi": [12.55, 52.46, 12.65, 52.5], "aoi_crs": "EPSG:4326"}},
+}
+
+
+class WaterBodiesProcessor(JobProcessor):
+    """Runs `app_package.water_bodies.water_bodies` for a job."""
+
+    def __init__(self, processor_def: dict[str, Any]) -> None:
+        super().__init__(processor_def, PROCESS_METADATA)
+
+    def run(self, inputs: dict[str, Any], output: Path, progress: ProgressCallback) -> Path:
+        items = inputs.get("items", [str(SAMPLE_ITEM)])
+        return water_bodies(
+            [items] if isinstance(items, str) else [str(i) for i in items],
+            output,
+            aoi=inputs.get("aoi"),
+            aoi_crs=str(inputs.get("aoi_crs", DEFAULT_AOI_CRS)),
+            progress=progress,
+        )
