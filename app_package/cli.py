@@ -161,6 +161,11 @@ def _add_serve(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=5000, help="port to listen on (default: 5000)")
     p.add_argument(
+        "--workers", type=int, default=1,
+        help="server processes on the port (default: 1); more than 1 needs a PostgreSQL job "
+        "store ($APP_PACKAGE_JOB_STORE=postgresql://…)",
+    )  # fmt: skip
+    p.add_argument(
         "--config", type=Path, default=None,
         help="pygeoapi configuration (default: $APP_PACKAGE_CONFIG or the bundled "
         "pygeoapi-config.yml); data go to $APP_PACKAGE_DATA_DIR (default: ./var)",
@@ -171,7 +176,7 @@ def _add_serve(sub: Any) -> None:
 def _run_serve(args: argparse.Namespace) -> int:
     from app_package.server import serve
 
-    serve(args.host, args.port, args.config)
+    serve(args.host, args.port, args.config, args.workers)
     return 0
 
 

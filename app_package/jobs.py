@@ -1,11 +1,14 @@
 """Jobs that behave like a service: each runs in its own child process, outside the web worker.
 
-`ChildProcessManager` is a pygeoapi process manager (TinyDB job store, shared by processes through
-a file lock). Submitted jobs are queued as `accepted`; a supervisor thread in the server starts at
-most `max_jobs` children (`python -m app_package.jobs SPEC`), each in its own process group. The
-child reports real progress and its final status straight into the job store. `DELETE` kills the
-child's whole process group and removes partial outputs. On start-up, jobs left `running` by a
-previous server are stopped and marked failed (they are not resumed); queued jobs are started.
+`ChildProcessManager` is a pygeoapi process manager over a job store (`app_package.jobstore`: a
+TinyDB file for one server process, or PostgreSQL shared by several workers and hosts). Submitted
+jobs are queued as `accepted` with their spec; each worker's supervisor thread claims queued jobs
+atomically (at most `max_jobs` running over all workers) and starts one child per job
+(`python -m app_package.jobs JOB_ID`, the store in $APP_PACKAGE_JOB_STORE), each in its own
+process group. The child reports real progress and its final status straight into the store.
+`DELETE` kills the child's whole process group (through any worker) and removes partial outputs.
+Jobs whose worker is gone (its pid on this host, or its heartbeat from another) are stopped and
+marked failed (they are not resumed); queued jobs are started.
 
 Any processor works; those that subclass `JobProcessor` get an output folder and a progress
 callback. Their result is a STAC catalog (`<output>/catalog.json`).
@@ -25,12 +28,10 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tinydb
-from filelock import FileLock
 from pygeoapi.process.base import (
     BaseProcessor,
     JobNotFoundError,
@@ -41,6 +42,7 @@ from pygeoapi.process.manager.base import BaseManager
 from pygeoapi.util import JobStatus, RequestedResponse, Subscriber
 
 from app_package.errors import AppPackageError, DataError, InputError, ModelError, NotFoundError
+from app_package.jobstore import JobStore, JobStoreUnavailable, open_store
 from app_package.ogc import HrefPolicy, OGCError
 from app_package.progress import ProgressCallback
 
@@ -48,6 +50,11 @@ logger = logging.getLogger(__name__)
 
 TERMINAL = {"successful", "failed", "dismissed"}
 KILL_GRACE_S = 2.0
+TICK_S = 0.25  # supervisor: reap and launch
+HEARTBEAT_S = 1.0  # supervisor: heartbeat this worker's jobs, stop those dismissed elsewhere
+SWEEP_S = 2.0  # supervisor: fail jobs whose worker is gone
+STALE_AFTER_S = 30.0  # a worker on another host is gone after this long without a heartbeat
+FINAL_RETRY_S = 60.0  # a child retries its final status this long while the store is down
 
 
 def now() -> str:
@@ -83,79 +90,131 @@ class JobProcessor(BaseProcessor):
         return "application/json", json.loads(catalog.read_text())
 
 
+@dataclass(frozen=True)
+class Owner:
+    """The server worker that runs a job: host, boot, pid and the pid's start time.
+
+    The start time tells a live worker from a later process that got the same pid; the boot id
+    tells a reboot. Workers on other hosts are judged by their heartbeat only.
+    """
+
+    host: str
+    boot: str
+    pid: int
+    start: str
+
+    def __str__(self) -> str:
+        return f"{self.host}/{self.boot}/{self.pid}/{self.start}"
+
+    @classmethod
+    def parse(cls, text: str) -> Owner | None:
+        parts = text.rsplit("/", 3)
+        if len(parts) != 4 or not parts[2].isdigit():
+            return None
+        return cls(parts[0], parts[1], int(parts[2]), parts[3])
+
+    @classmethod
+    def me(cls) -> Owner:
+        import socket
+
+        pid = os.getpid()
+        return cls(socket.gethostname(), _boot_id(), pid, _start_time(pid))
+
+    def alive_here(self) -> bool:
+        """Whether this worker process still exists (call only on its own host and boot)."""
+        return _start_time(self.pid) == self.start
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown-boot"
+
+
+def _start_time(pid: int) -> str:
+    """A process's start time in clock ticks since boot ('' if there is no such process)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return ""
+    return "" if fields[0] == "Z" else fields[19]
+
+
+def orphan_reason(
+    job: dict[str, Any], heartbeat_age: float, me: Owner, stale_after: float
+) -> str | None:
+    """Why a `running` job has no live worker any more, or None while it has one."""
+    owner = Owner.parse(str(job.get("owner") or ""))
+    if owner is None:
+        return "no server worker is recorded as running it"
+    if owner == me:
+        return None  # ours: the supervisor reaps its own children
+    if owner.host == me.host and owner.boot != me.boot:
+        return f"host {owner.host} rebooted"
+    if owner.host == me.host and owner.boot == me.boot:
+        return None if owner.alive_here() else f"its server worker (pid {owner.pid}) is gone"
+    if heartbeat_age > stale_after:
+        return f"no heartbeat from its server worker {owner} for {heartbeat_age:.0f} s"
+    return None
+
+
 class ChildProcessManager(BaseManager):
-    """pygeoapi manager: TinyDB job records, one child process per job, a concurrency limit."""
+    """pygeoapi manager: a job store, one child process per job, a concurrency limit.
+
+    The store is a TinyDB file (default; one server process) or PostgreSQL (`connection:
+    postgresql://…`, shared by any number of workers on any hosts; `max_jobs` is then the limit
+    over all of them). Each worker's supervisor claims queued jobs atomically, heartbeats the jobs
+    it runs, kills its children whose jobs were dismissed through any worker, and fails jobs whose
+    worker is gone.
+    """
 
     def __init__(self, manager_def: dict[str, Any]) -> None:
         super().__init__(manager_def)
         self.is_async = True
         self.supports_subscribing = True
-        self.db_path = Path(str(manager_def["connection"])).resolve()
-        self.output_dir = Path(str(manager_def.get("output_dir") or self.db_path.parent / "out"))
-        self.output_dir = self.output_dir.resolve()
-        self.requests_dir = self.db_path.parent / "requests"
+        data_dir = Path(str(manager_def.get("data_dir") or "var"))
+        connection = str(manager_def.get("connection") or "") or str(data_dir / "jobs.db")
+        self.store: JobStore = open_store(connection)
+        out = manager_def.get("output_dir") or data_dir / "outputs"
+        self.output_dir = Path(str(out)).resolve()
         self.max_jobs = max(1, int(manager_def.get("max_jobs", 2)))
+        self.stale_after = float(manager_def.get("heartbeat_timeout") or STALE_AFTER_S)
         self.outputs_url = str(manager_def.get("outputs_url", "")).rstrip("/")
-        self._lock = FileLock(f"{self.db_path}.lock")
-        self._tlock = threading.Lock()
-        self._submit_lock = threading.Lock()
         # callbacks are checked again when sent: a host may resolve elsewhere by then
         self.callback_policy = HrefPolicy.from_config(manager_def)
+        self.owner = Owner.me()
         self._children: dict[str, subprocess.Popen[bytes]] = {}
-        self._subscribers: dict[str, dict[str, str]] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._mutex = threading.RLock()
 
     # ------------------------------------------------------------ store
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[tinydb.TinyDB]:
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        # threads of this process queue on a plain lock; the file lock (shared with the job
-        # children) is polled briefly: its default 50 ms poll would dominate request latency
-        with (
-            self._tlock,
-            self._lock.acquire(poll_interval=0.002),
-            tinydb.TinyDB(self.db_path) as db,
-        ):
-            yield db
-
     def add_job(self, job_metadata: dict[str, Any]) -> str:
-        with self._db() as db:
-            db.insert(job_metadata)
+        self.store.add_unique(job_metadata, None)
         return str(job_metadata["identifier"])
 
     def update_job(self, job_id: str, update_dict: dict[str, Any]) -> bool:
-        with self._db() as db:
-            return bool(db.update(update_dict, tinydb.where("identifier") == job_id))
+        return self.store.update(job_id, update_dict)
 
     def update_if(self, job_id: str, statuses: set[str], fields: dict[str, Any]) -> bool:
         """Update a job only while its status is one of `statuses` (no race with dismiss)."""
-        q = tinydb.Query()
-        with self._db() as db:
-            return bool(db.update(fields, (q.identifier == job_id) & q.status.one_of(statuses)))
+        return self.store.update(job_id, fields, statuses)
 
     def get_job(self, job_id: str) -> dict[str, Any]:
-        with self._db() as db:
-            found = db.search(tinydb.where("identifier") == job_id)
-        if not found:
+        job = self.store.get(job_id)
+        if job is None:
             raise JobNotFoundError(job_id)
-        return dict(found[0])
+        return job
 
     def get_jobs(
         self, status: Any = None, limit: int | None = None, offset: int | None = None
     ) -> dict[str, Any]:
-        with self._db() as db:
-            jobs = [dict(j) for j in db.all()]
+        wanted = None
         if status is not None:
-            wanted = {status.value if isinstance(status, JobStatus) else str(status)}
-            jobs = [j for j in jobs if j["status"] in wanted]
-        jobs.sort(key=lambda j: j["created"], reverse=True)
-        matched = len(jobs)
-        jobs = jobs[offset or 0 :]
-        if limit:
-            jobs = jobs[:limit]
+            wanted = status.value if isinstance(status, JobStatus) else str(status)
+        jobs, matched = self.store.page(wanted, limit, offset or 0)
         return {"jobs": jobs, "numberMatched": matched}
 
     def get_job_result(self, job_id: str) -> tuple[str | None, Any]:
@@ -196,43 +255,12 @@ class ChildProcessManager(BaseManager):
         """Like `submit`, returning the new job record.
 
         With an `idempotency_key` (the `Idempotency-Key` request header), a second request with
-        the same key for the same process returns the first request's job instead of a new one.
+        the same key for the same process returns the first request's job instead of a new one
+        (atomically in the store: also across workers).
         """
         if process_id not in self.processes:
             raise JobNotFoundError(process_id)
-        if not idempotency_key:
-            return self._new_job(process_id, inputs, subscriber, None)
-        q = tinydb.Query()
-        with self._submit_lock:  # one server process submits: no two jobs for one key
-            with self._db() as db:
-                found = db.search(
-                    (q.idempotency_key == idempotency_key) & (q.process_id == process_id)
-                )
-            if found:
-                return dict(found[0])
-            return self._new_job(process_id, inputs, subscriber, idempotency_key)
-
-    def _new_job(
-        self,
-        process_id: str,
-        inputs: dict[str, Any],
-        subscriber: dict[str, str] | None,
-        idempotency_key: str | None,
-    ) -> dict[str, Any]:
         job_id = str(uuid.uuid4())
-        self.requests_dir.mkdir(parents=True, exist_ok=True)
-        spec = {
-            "job_id": job_id,
-            "process_id": process_id,
-            "processor": self.processes[process_id]["processor"],
-            "inputs": inputs,
-            "output": str(self.output_dir / job_id),
-            "db": str(self.db_path),
-            "subscriber": subscriber,
-        }
-        tmp = self.requests_dir / f".{job_id}.json"
-        tmp.write_text(json.dumps(spec))
-        tmp.rename(self.requests_dir / f"{job_id}.json")
         t = now()
         job = {
             "type": "process",
@@ -248,12 +276,18 @@ class ChildProcessManager(BaseManager):
             "location": None,
             "mimetype": "application/json",
             "pid": None,
+            "spec": {
+                "processor": self.processes[process_id]["processor"],
+                "inputs": inputs,
+                "output": str(self.output_dir / job_id),
+                "subscriber": subscriber,
+            },
         }
         if idempotency_key:
             job["idempotency_key"] = idempotency_key
-        self.add_job(job)
+        stored = self.store.add_unique(job, idempotency_key)
         self._wake.set()
-        return job
+        return stored
 
     def execute_process(
         self,
@@ -282,7 +316,12 @@ class ChildProcessManager(BaseManager):
 
     # ------------------------------------------------------------ dismissing
     def dismiss(self, job_id: str) -> dict[str, Any]:
-        """Stop a job's work (its whole process group), remove its outputs, mark it dismissed."""
+        """Stop a job's work (its whole process group), remove its outputs, mark it dismissed.
+
+        The worker that owns the child kills it; a job owned by another worker on this host is
+        killed here at once by pid (after checking the pid still runs this job); on another host
+        its owner's supervisor notices the `dismissed` status within a heartbeat and kills it.
+        """
         job = self.get_job(job_id)
         t = now()
         self.update_job(
@@ -296,9 +335,10 @@ class ChildProcessManager(BaseManager):
         )
         with self._mutex:
             child = self._children.get(job_id)
+        owner = Owner.parse(str(job.get("owner") or ""))
         if child is not None:
             _kill_group(child.pid, child)
-        elif job.get("status") == "running" and job.get("pid"):
+        elif job.get("status") == "running" and job.get("pid") and _on_this_host(owner, self.owner):
             _kill_group_if_ours(int(job["pid"]), job_id)
         self._remove_outputs(job_id)
         self._wake.set()
@@ -312,15 +352,18 @@ class ChildProcessManager(BaseManager):
 
     # ------------------------------------------------------------ supervisor
     def start(self) -> None:
-        """Recover after a restart, then start the supervisor thread (once per server)."""
+        """Fail orphaned jobs, then start the supervisor thread (once per server worker)."""
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.recover()
+        try:
+            self.recover()
+        except JobStoreUnavailable as e:  # the supervisor sweeps again once the store is back
+            logger.warning("job store unavailable at start-up: %s", e)
         self._stop.clear()
         self._thread = threading.Thread(target=self._supervise, name="job-supervisor", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the supervisor; stop running children and mark their jobs failed."""
+        """Stop the supervisor; stop this worker's children and mark their jobs failed."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -329,18 +372,32 @@ class ChildProcessManager(BaseManager):
             children = dict(self._children)
         for job_id, child in children.items():
             _kill_group(child.pid, child)
-            self._fail(job_id, "the server shut down while the job was running; submit it again")
+            with contextlib.suppress(JobStoreUnavailable):
+                self._fail(
+                    job_id, "the server shut down while the job was running; submit it again"
+                )
         with self._mutex:
             self._children.clear()
+        self.store.close()
 
     def recover(self) -> None:
-        """Jobs `running` under a previous server are stopped and marked failed; queued stay."""
-        for job in self.get_jobs(status="running")["jobs"]:
-            if job.get("pid"):
+        """Jobs `running` under a worker that is gone are stopped and marked failed.
+
+        Jobs of live workers (this host: the pid still runs with the same start time; other
+        hosts: a heartbeat within `heartbeat_timeout`) are left alone; queued jobs stay queued.
+        """
+        for job, age in self.store.running():
+            reason = orphan_reason(job, age, self.owner, self.stale_after)
+            if reason is None:
+                continue
+            owner = Owner.parse(str(job.get("owner") or ""))
+            if job.get("pid") and (owner is None or _on_this_host(owner, self.owner)):
                 _kill_group_if_ours(int(job["pid"]), job["identifier"])
+            logger.warning("job %s orphaned: %s", job["identifier"], reason)
             self._fail(
                 job["identifier"],
-                "interrupted: the server restarted while the job was running; submit it again",
+                f"interrupted: the server restarted or its worker stopped while the job was "
+                f"running ({reason}); submit it again",
             )
 
     def _fail(self, job_id: str, message: str) -> None:
@@ -353,14 +410,37 @@ class ChildProcessManager(BaseManager):
             self._remove_outputs(job_id)
 
     def _supervise(self) -> None:
+        last_beat = last_sweep = 0.0
         while not self._stop.is_set():
-            self._wake.wait(0.25)
+            self._wake.wait(TICK_S)
             self._wake.clear()
             try:
                 self._reap()
+                t = time.monotonic()
+                if t - last_beat >= HEARTBEAT_S:
+                    self._heartbeat()
+                    last_beat = t
+                if t - last_sweep >= SWEEP_S:
+                    self.recover()
+                    last_sweep = t
                 self._launch()
+            except JobStoreUnavailable as e:  # the store comes back: so does the supervisor
+                logger.warning("job supervisor waiting for the job store: %s", e)
+                self._stop.wait(1.0)
             except Exception:  # the supervisor must survive anything a job does
                 logger.exception("job supervisor step failed")
+
+    def _heartbeat(self) -> None:
+        """Mark this worker's jobs alive; kill children whose jobs were dismissed elsewhere."""
+        self.store.heartbeat(str(self.owner))
+        with self._mutex:
+            children = dict(self._children)
+        for job_id, child in children.items():
+            job = self.store.get(job_id)
+            if job is not None and job["status"] == "dismissed" and child.poll() is None:
+                logger.info("job %s dismissed through another worker: stopping it", job_id)
+                _kill_group(child.pid, child)
+                self._remove_outputs(job_id)
 
     def _reap(self) -> None:
         with self._mutex:
@@ -372,30 +452,25 @@ class ChildProcessManager(BaseManager):
                 job_id, f"the job's worker process exited unexpectedly (code {child.returncode})"
             )
             self._notify(job_id)
-            with contextlib.suppress(OSError):
-                (self.requests_dir / f"{job_id}.json").unlink()
 
     def _launch(self) -> None:
-        with self._mutex:
-            free = self.max_jobs - len(self._children)
-        if free <= 0:
-            return
-        queued = self.get_jobs(status="accepted")["jobs"]
-        for job in sorted(queued, key=lambda j: j["created"])[:free]:
+        t = now()
+        claimed = self.store.claim(
+            str(self.owner), self.max_jobs, {"message": "starting", "started": t, "updated": t}
+        )
+        for job in claimed:
             job_id = job["identifier"]
-            spec = self.requests_dir / f"{job_id}.json"
-            t = now()
-            if not self.update_if(
-                job_id,
-                {"accepted"},
-                {"status": "running", "message": "starting", "started": t, "updated": t},
-            ):
-                continue  # dismissed meanwhile
-            child = subprocess.Popen(
-                [sys.executable, "-m", "app_package.jobs", str(spec)],
-                start_new_session=True,  # its own process group: DELETE kills the whole tree
-                stdin=subprocess.DEVNULL,
-            )
+            env = dict(os.environ, APP_PACKAGE_JOB_STORE=self.store.url)
+            try:
+                child = subprocess.Popen(
+                    [sys.executable, "-m", "app_package.jobs", job_id],
+                    start_new_session=True,  # its own process group: DELETE kills the whole tree
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                )
+            except OSError as e:
+                self._fail(job_id, f"internal error: the job's process did not start: {e}")
+                continue
             with self._mutex:
                 self._children[job_id] = child
             self.update_job(job_id, {"pid": child.pid})
@@ -404,20 +479,17 @@ class ChildProcessManager(BaseManager):
 
     def _notify(self, job_id: str) -> None:
         """POST the job's status to its subscriber's URL for the current state, if any."""
-        spec = self.requests_dir / f"{job_id}.json"
-        try:
-            subscriber = json.loads(spec.read_text()).get("subscriber") or {}
-        except (OSError, ValueError):
-            subscriber = self._subscribers.pop(job_id, {})
-        if not subscriber:
-            return
-        self._subscribers[job_id] = subscriber
         job = self.get_job(job_id)
+        subscriber = (job.get("spec") or {}).get("subscriber") or {}
         key = {"running": "inProgressUri", "successful": "successUri", "failed": "failedUri"}
         url = subscriber.get(key.get(job["status"], ""))
         if url:
             args = (url, status_info(job), self.callback_policy)
             threading.Thread(target=_post, args=args, daemon=True).start()
+
+
+def _on_this_host(owner: Owner | None, me: Owner) -> bool:
+    return owner is not None and owner.host == me.host and owner.boot == me.boot
 
 
 def _post(url: str, body: dict[str, Any], policy: HrefPolicy | None = None) -> None:
@@ -525,15 +597,14 @@ def absolutise(doc: dict[str, Any], url: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- the child
-def run_child(spec_path: Path) -> int:
-    """Run one job from its spec file; write progress and the final status to the job store."""
+def run_child(job_id: str, store: JobStore) -> int:
+    """Run one claimed job; write progress and the final status to the job store."""
     from pygeoapi.plugin import load_plugin
 
-    spec = json.loads(spec_path.read_text())
-    job_id = spec["job_id"]
-    manager = ChildProcessManager(
-        {"name": "child", "connection": spec["db"], "output_dir": str(Path(spec["output"]).parent)}
-    )
+    job = store.get(job_id)
+    if job is None or job["status"] != "running":
+        return 0  # dismissed before it started
+    spec = job["spec"]
     last_time, last_pct, last_message = 0.0, -1, ""
 
     def progress(percent: float, message: str) -> None:
@@ -545,9 +616,11 @@ def run_child(spec_path: Path) -> int:
         ):
             return
         last_time, last_pct, last_message = t, pct, message
-        manager.update_if(
-            job_id, {"running"}, {"progress": pct, "message": message, "updated": now()}
-        )
+        fields = {"progress": pct, "message": message, "updated": now()}
+        try:
+            store.update(job_id, fields, {"running"})
+        except JobStoreUnavailable as e:  # progress is best effort; the work goes on
+            logger.warning("job %s: progress not recorded: %s", job_id, e)
 
     status: str
     fields: dict[str, Any]
@@ -577,21 +650,37 @@ def run_child(spec_path: Path) -> int:
         status = "successful"
         fields = {"message": "done", "progress": 100, "location": location, "mimetype": mimetype}
     t = now()
-    manager.update_if(
-        job_id, {"running"}, {"status": status, "updated": t, "finished": t, **fields}
-    )
+    final = {"status": status, "updated": t, "finished": t, **fields}
+    deadline = time.monotonic() + FINAL_RETRY_S
+    while True:  # the store may be restarting: the final status must not be lost
+        try:
+            store.update(job_id, final, {"running"})
+            break
+        except JobStoreUnavailable as e:
+            if time.monotonic() > deadline:
+                logger.error("job %s: final status %s not recorded: %s", job_id, status, e)
+                return 2
+            time.sleep(0.5)
     # the supervisor notices the exit and sends callbacks
     return 0 if status == "successful" else 1
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        raise SystemExit("usage: python -m app_package.jobs JOB_SPEC.json")
+    store_url = os.environ.get("APP_PACKAGE_JOB_STORE", "")
+    if len(args) != 1 or not store_url:
+        raise SystemExit(
+            "usage: APP_PACKAGE_JOB_STORE=CONNECTION python -m app_package.jobs JOB_ID"
+        )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    raise SystemExit(run_child(Path(args[0])))
+    store = open_store(store_url)
+    try:
+        code = run_child(args[0], store)
+    finally:
+        store.close()
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":  # run through the module's own name so classes are the same

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from app_package.errors import InputError
+from app_package.jobstore import JobStoreUnavailable, redact
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,9 @@ class Service:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         from starlette.requests import Request
 
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -196,11 +200,34 @@ class Service:
                     resp = await handler(Request(scope, receive), **m.groupdict())
                 except OGCError as e:
                     resp = self.exception(e)
+                except JobStoreUnavailable as e:  # answered, not hung: clients retry
+                    logger.warning("%s %s: %s", method, path, e)
+                    resp = self.exception(OGCError(503, "about:blank", str(e)))
+                    resp.headers["Retry-After"] = "2"
                 if resp is None:
                     break
                 await resp(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+    async def lifespan(self, receive: Any, send: Any) -> None:
+        """Start this worker's job supervisor with the server, stop it (and its jobs) after."""
+        from starlette.concurrency import run_in_threadpool
+
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await run_in_threadpool(self.manager.start)
+                except Exception as e:
+                    await send({"type": "lifespan.startup.failed", "message": str(e)})
+                    return
+                logger.info("worker %d: jobs in %s", os.getpid(), redact(self.manager.store.url))
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await run_in_threadpool(self.manager.stop)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     # ------------------------------------------------------------ helpers
     def exception(self, e: Any) -> Any:
@@ -380,24 +407,56 @@ class Service:
         return self.json(result)
 
 
-def build_app(max_body: int = DEFAULT_MAX_BODY) -> Service:
-    """Import pygeoapi's app (it reads PYGEOAPI_CONFIG / PYGEOAPI_OPENAPI) and wrap it."""
+def build_app(max_body: int | None = None) -> Service:
+    """Import pygeoapi's app (it reads PYGEOAPI_CONFIG / PYGEOAPI_OPENAPI) and wrap it.
+
+    Also the factory each server worker calls (`uvicorn --factory app_package.server:build_app`).
+    """
     from pygeoapi import starlette_app
 
-    return Service(starlette_app.APP, starlette_app.api_, max_body)
+    logging.getLogger("pygeoapi.l10n").setLevel(logging.ERROR)  # noise on every description
+    api = starlette_app.api_
+    if max_body is None:
+        max_body = int(api.config["server"].get("max_body_bytes", DEFAULT_MAX_BODY))
+    return Service(starlette_app.APP, api, max_body)
 
 
-def serve(host: str = "127.0.0.1", port: int = 5000, config: Path | None = None) -> None:
-    """Start the server (one uvicorn worker; jobs run in child processes) until interrupted."""
+def check_workers(workers: int, cfg: dict[str, Any]) -> str:
+    """The job store connection, if it suits `workers` server processes; else an InputError."""
+    from app_package.jobstore import is_postgres
+
+    manager = cfg["server"]["manager"]
+    connection = str(manager.get("connection") or "")
+    if workers < 1:
+        raise InputError(f"--workers {workers}: must be 1 or more")
+    if workers > 1 and not is_postgres(connection):
+        store = connection or f"{manager.get('data_dir') or 'var'}/jobs.db (TinyDB, the default)"
+        raise InputError(
+            f"--workers {workers} needs a job store shared by processes, but the job store is "
+            f"{store}: a TinyDB file serves one server process. Set APP_PACKAGE_JOB_STORE="
+            "postgresql://USER@HOST:PORT/DB (manager.connection) or use --workers 1"
+        )
+    return connection
+
+
+def serve(
+    host: str = "127.0.0.1", port: int = 5000, config: Path | None = None, workers: int = 1
+) -> None:
+    """Start the server until interrupted: `workers` uvicorn processes on one port.
+
+    Each worker runs a job supervisor (jobs run in child processes); with more than one worker
+    the job store must be PostgreSQL. uvicorn restarts a worker that dies.
+    """
     import uvicorn
 
-    logging.getLogger("pygeoapi.l10n").setLevel(logging.ERROR)  # noise on every description
     cfg = prepare_environment(host, port, config_path(config))
-    max_body = int(cfg["server"].get("max_body_bytes", DEFAULT_MAX_BODY))
-    service = build_app(max_body)
-    service.manager.start()
-    logger.info("serving on %s (jobs: %s)", os.environ["APP_PACKAGE_URL"], service.manager.db_path)
-    try:
-        uvicorn.run(service, host=host, port=port, log_level="warning", lifespan="off")
-    finally:
-        service.manager.stop()
+    connection = check_workers(workers, cfg)
+    logger.info("serving on %s, %d worker(s), jobs in %s", os.environ["APP_PACKAGE_URL"],
+                workers, redact(connection) or "TinyDB")  # fmt: skip
+    if workers == 1:
+        uvicorn.run(build_app(), host=host, port=port, log_level="warning", lifespan="on")
+        return
+    uvicorn.run(
+        "app_package.server:build_app", factory=True, workers=workers, host=host, port=port,
+        log_level="warning", lifespan="on",
+    )  # fmt: skip
