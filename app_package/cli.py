@@ -508,6 +508,19 @@ def _add_watch(sub: Any) -> None:
         help="environment variable holding a bearer token the webhook requires, if set "
         "(default: %(default)s)",
     )  # fmt: skip
+    g = p.add_argument_group("event bus (Redis streams; `app-package trigger` consumes it)")
+    g.add_argument(
+        "--redis-url", metavar="URL",
+        help="publish one CloudEvent per new item to a Redis stream, e.g. redis://127.0.0.1:6379/0",
+    )  # fmt: skip
+    g.add_argument(
+        "--stream", default="s2-items", help="the stream to publish to (default: %(default)s)"
+    )
+    g.add_argument(
+        "--submit", action=argparse.BooleanOptionalAction, default=True,
+        help="also submit jobs directly (default); --no-submit only publishes (needs "
+        "--redis-url)",
+    )  # fmt: skip
     p.set_defaults(handler=_run_watch)
 
 
@@ -533,6 +546,7 @@ def _run_watch(args: argparse.Namespace) -> int:
     import signal
 
     from app_package.errors import InputError
+    from app_package.streams import StreamPublisher
     from app_package.watch import Limits, Search, Target, Watcher
     from app_package.webhook import WebhookServer, parse_listen
 
@@ -563,7 +577,13 @@ def _run_watch(args: argparse.Namespace) -> int:
         max_per_minute=args.max_per_minute, backoff_max_s=args.max_backoff,
     )  # fmt: skip
     listen = parse_listen(args.listen) if args.listen else None
-    watcher = Watcher(args.state, target, search, limits)
+    if not args.submit and not args.redis_url:
+        raise InputError("--no-submit needs --redis-url: the items would go nowhere")
+    publisher = None
+    if args.redis_url:
+        source = args.stac_url or "/app-package/watch"
+        publisher = StreamPublisher(args.redis_url, args.stream, source)
+    watcher = Watcher(args.state, target, search, limits, publisher=publisher, submit=args.submit)
     # SIGTERM/SIGINT: finish the request in progress, close the state file, exit 0
     stop_signals = (signal.SIGTERM, signal.SIGINT)
     previous = {s: signal.signal(s, lambda *_: watcher.stop()) for s in stop_signals}
@@ -583,6 +603,93 @@ def _run_watch(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         watcher.close()
+
+
+# ---------------------------------------------------------------- trigger
+def _add_trigger(sub: Any) -> None:
+    p = sub.add_parser(
+        "trigger",
+        help="run a process for every item event on a Redis stream (consumer group), publish "
+        "<stream>.completed / <stream>.failed events; each event exactly once",
+    )
+    g = p.add_argument_group("events (Redis streams)")
+    g.add_argument(
+        "--redis-url", default="redis://127.0.0.1:6379/0", help="Redis (default: %(default)s)"
+    )
+    g.add_argument("--stream", default="s2-items", help="item events (default: %(default)s)")
+    g.add_argument(
+        "--group", default="app-package-trigger",
+        help="consumer group: triggers in one group share the events (default: %(default)s)",
+    )  # fmt: skip
+    g.add_argument("--consumer", help="this trigger's name in the group (default: host-pid)")
+    g.add_argument(
+        "--claim-idle", type=float, default=60.0,
+        help="claim events left pending this many seconds by a dead trigger (default: 60)",
+    )  # fmt: skip
+    g = p.add_argument_group("what to run (OGC API - Processes)")
+    g.add_argument(
+        "--endpoint", default="http://localhost:5000",
+        help="OGC API - Processes landing page (default: %(default)s)",
+    )  # fmt: skip
+    g.add_argument(
+        "--process", default="tile-classification", help="process id (default: %(default)s)"
+    )
+    g.add_argument(
+        "--input-name",
+        help="the input that takes the item href (default: product for tile-classification, "
+        "items for water-bodies)",
+    )
+    g.add_argument(
+        "--input-array", action=argparse.BooleanOptionalAction, default=None,
+        help="pass the href as a one-element array (default: true for water-bodies' items)",
+    )  # fmt: skip
+    g.add_argument(
+        "--inputs", default="{}", metavar="JSON",
+        help='the other inputs, a JSON object, e.g. \'{"model": "models:/m@champion"}\'',
+    )  # fmt: skip
+    g.add_argument(
+        "--poll", type=float, default=1.0, help="seconds between job status polls (default: 1)"
+    )
+    g.add_argument(
+        "--max-backoff", type=float, default=60.0,
+        help="longest wait between retries when a service is down, seconds (default: 60)",
+    )  # fmt: skip
+    p.set_defaults(handler=_run_trigger)
+
+
+def _run_trigger(args: argparse.Namespace) -> int:
+    import json
+    import signal
+
+    from app_package.errors import InputError
+    from app_package.trigger import InputMapping, Trigger, TriggerConfig
+
+    try:
+        inputs = json.loads(args.inputs)
+    except ValueError as e:
+        raise InputError(f"--inputs {args.inputs!r} is not JSON: {e}") from e
+    if not isinstance(inputs, dict):
+        raise InputError(f"--inputs must be a JSON object, not {args.inputs!r}")
+    for name in ("claim_idle", "poll", "max_backoff"):
+        if getattr(args, name) <= 0:
+            raise InputError(f"--{name.replace('_', '-')} must be > 0")
+    mapping = InputMapping.for_process(args.process, args.input_name, args.input_array, inputs)
+    config = TriggerConfig(
+        redis_url=args.redis_url, stream=args.stream, group=args.group, endpoint=args.endpoint,
+        mapping=mapping, claim_idle_s=args.claim_idle, poll_s=args.poll,
+        backoff_max_s=args.max_backoff,
+        **({"consumer": args.consumer} if args.consumer else {}),
+    )  # fmt: skip
+    trigger = Trigger(config)
+    stop_signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {s: signal.signal(s, lambda *_: trigger.stop()) for s in stop_signals}
+    try:
+        trigger.run()
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        trigger.close()
 
 
 # ---------------------------------------------------------------- main
@@ -606,6 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_classify,
         _add_water_bodies,
         _add_watch,
+        _add_trigger,
     ):
         add(sub)
     return parser

@@ -2,8 +2,9 @@
 
 `execute_async` posts an execute request with `Prefer: respond-async` and an `Idempotency-Key`
 header, and returns where the job lives (the `Location` header, else the statusInfo's `self`
-link, else `<endpoint>/jobs/<jobID>`). `status` follows that URL; `wait` polls it. Failures raise
-`ServiceError`, whose `retryable` says whether trying again later can succeed.
+link, else `<endpoint>/jobs/<jobID>`). `status` follows that URL; `wait` polls it; `results`
+fetches a finished job's results. Failures raise `ServiceError`, whose `retryable` says whether
+trying again later can succeed.
 """
 
 from __future__ import annotations
@@ -121,6 +122,27 @@ class ProcessesClient:
             raise ServiceError(f"GET {job_url}: the answer is not JSON", retryable=True) from e
         if not isinstance(doc, dict) or "status" not in doc:
             raise ServiceError(f"GET {job_url}: the answer is not a statusInfo", retryable=False)
+        return doc
+
+    @staticmethod
+    def results_url(job_url: str, status: dict[str, Any] | None = None) -> str:
+        """Where a finished job's results are: the statusInfo's results link, else
+        `<job URL>/results` (18-062r2)."""
+        for link in (status or {}).get("links") or []:
+            if isinstance(link, dict) and str(link.get("rel", "")).endswith("/results"):
+                return urljoin(job_url, str(link["href"]))
+        return f"{job_url.rstrip('/')}/results"
+
+    def results(self, job_url: str, status: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A successful job's results document (for `app-package serve`: its STAC catalog)."""
+        url = self.results_url(job_url, status)
+        r = self._request("GET", url, headers={"Accept": "application/json"})
+        try:
+            doc = r.json()
+        except ValueError as e:
+            raise ServiceError(f"GET {url}: the answer is not JSON", retryable=True) from e
+        if not isinstance(doc, dict):
+            raise ServiceError(f"GET {url}: the answer is not a JSON object", retryable=False)
         return doc
 
     def wait(self, job_url: str, timeout: float = 600.0, poll: float = 1.0) -> dict[str, Any]:

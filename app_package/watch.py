@@ -20,6 +20,13 @@ Bounds: at most `max_in_flight` jobs submitted and not yet finished, at most `ma
 submissions. An unreachable endpoint or STAC API (connection error, timeout, 5xx, 429) is retried
 with exponential backoff, forever in loop mode: nothing is lost, items wait as `pending`. A 4xx
 answer to an execute request marks the item `rejected` (retrying cannot fix it).
+
+Event bus. With a `publisher` (`--redis-url`), every new item is also — or, with `submit=False`
+(`--no-submit`), only — published as one CloudEvent to a Redis stream, for `app-package trigger`
+or any other consumer. The event (its id derived from the item's collection and id) is built
+when the item is first seen and stored in its row; it is published once (`EventBus.publish_once`
+keeps a repeat of the same event id off the stream, so a crash between publishing and recording
+publishes nothing twice), and retried with backoff while Redis is down.
 """
 
 from __future__ import annotations
@@ -38,8 +45,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app_package.cloudevents import item_created, now_rfc3339
 from app_package.errors import InputError, ServiceError
 from app_package.ogc_client import TERMINAL, ProcessesClient
+from app_package.streams import StreamPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +203,9 @@ CREATE TABLE IF NOT EXISTS items (
     leased_until REAL NOT NULL DEFAULT 0,
     error TEXT,
     created TEXT NOT NULL,
-    updated TEXT NOT NULL
+    updated TEXT NOT NULL,
+    event TEXT,
+    published TEXT
 );
 CREATE INDEX IF NOT EXISTS items_state ON items (state);
 """
@@ -217,6 +228,10 @@ class StateStore:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(items)")}
+        for column in ("event", "published"):  # state files from before the event bus
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE items ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -233,16 +248,43 @@ class StateStore:
                 raise
             self._db.execute("COMMIT")
 
-    def claim(self, key: str, item_id: str, collection: str | None, href: str, source: str) -> bool:
-        """Record a new item as `pending`; False when the key is already known."""
+    def claim(
+        self,
+        key: str,
+        item_id: str,
+        collection: str | None,
+        href: str,
+        source: str,
+        event: str | None = None,
+    ) -> bool:
+        """Record a new item as `pending` (with the CloudEvent to publish for it, if any);
+        False when the key is already known."""
         t = _now_iso()
         with self._tx() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO items (key, item_id, collection, href, source, state, "
-                "created, updated) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (key, item_id, collection, href, source, t, t),
+                "created, updated, event) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                (key, item_id, collection, href, source, t, t, event),
             )
             return cur.rowcount == 1
+
+    def unpublished(self) -> list[dict[str, Any]]:
+        """Rows whose CloudEvent is still to be published."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT * FROM items WHERE event IS NOT NULL AND published IS NULL "
+                "ORDER BY created, key"
+            )
+            return [dict(r) for r in cur.fetchall()]
+
+    def mark_published(self, key: str, entry: str, state: str | None = None) -> None:
+        """Record the stream entry of the item's event (`state`: the row's new state)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE items SET published = ?, state = COALESCE(?, state), updated = ? "
+                "WHERE key = ?",
+                (entry, state, _now_iso(), key),
+            )
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:
@@ -320,6 +362,7 @@ class CycleReport:
 
     found: int = 0
     new: int = 0
+    published: int = 0
     submitted: int = 0
     finished: int = 0
     deferred: int = 0  # left pending by a retryable failure
@@ -337,9 +380,17 @@ class Watcher:
         search: Search | None = None,
         limits: Limits | None = None,
         client: ProcessesClient | None = None,
+        publisher: StreamPublisher | None = None,
+        submit: bool = True,
     ) -> None:
+        if not submit and publisher is None:
+            raise InputError("--no-submit needs --redis-url: the items would go nowhere")
         self.store = StateStore(state)
         self.target = target
+        self.publisher = publisher
+        self.submit = submit
+        self._bus_failures = 0
+        self._bus_paused_until = 0.0
         self.search = search
         self.limits = limits or Limits()
         self.client = client or ProcessesClient(
@@ -356,6 +407,8 @@ class Watcher:
 
     def close(self) -> None:
         self.client.close()
+        if self.publisher is not None:
+            self.publisher.close()
         self.store.close()
 
     def stop(self) -> None:
@@ -388,7 +441,10 @@ class Watcher:
                 "id": item_id,
                 "reason": "the item has no 'self' link: the endpoint needs a URL to read it from",
             }
-        if self.store.claim(key, item_id, collection, href, source):
+        event = None
+        if self.publisher is not None:
+            event = item_created(item, href, self.publisher.source, now_rfc3339()).to_json()
+        if self.store.claim(key, item_id, collection, href, source, event):
             logger.info("new item %s (collection %s, %s): pending", item_id, collection, source)
             self.wake.set()
             return "new", self.store.get(key) or {}
@@ -439,6 +495,34 @@ class Watcher:
             raise ServiceError(
                 f"STAC API {s.stac_url} unavailable: {type(e).__name__}: {e}", retryable=True
             ) from e
+
+    # ------------------------------------------------------------ events
+    def publish_due(self, report: CycleReport, once: bool = False) -> None:
+        """Publish the events of new items (each once); back off while Redis is down."""
+        if self.publisher is None or (not once and time.time() < self._bus_paused_until):
+            return
+        for row in self.store.unpublished():
+            if self.stop_event.is_set():
+                return
+            try:
+                entry = self.publisher.publish(row["event"])
+            except ServiceError as e:
+                self._bus_failures += 1
+                delay = self.limits.backoff(self._bus_failures)
+                self._bus_paused_until = time.time() + delay
+                report.deferred += 1
+                report.errors.append(str(e))
+                logger.warning("publishing paused for %.1f s: %s", delay, e)
+                return
+            self._bus_failures = 0
+            self.store.mark_published(
+                row["key"], entry or "repeat", None if self.submit else "published"
+            )
+            report.published += 1
+            logger.info(
+                "item %s published to %s (%s)", row["item_id"], self.publisher.stream,
+                entry or "already on the stream",
+            )  # fmt: skip
 
     # ------------------------------------------------------------ jobs
     def refresh(self, report: CycleReport) -> None:
@@ -545,8 +629,10 @@ class Watcher:
                 self._next_poll = time.time() + self.limits.poll_interval_s
                 if report.new:
                     logger.info("search found %d item(s), %d new", report.found, report.new)
-        self.refresh(report)
-        self.submit_due(report, once=once)
+        self.publish_due(report, once=once)
+        if self.submit:
+            self.refresh(report)
+            self.submit_due(report, once=once)
         return report
 
     def run_once(self) -> int:
@@ -554,8 +640,9 @@ class Watcher:
         report = self.cycle(once=True)
         counts = self.store.counts()
         logger.info(
-            "once: %d found, %d new, %d submitted, %d deferred, %d rejected; state %s",
-            report.found, report.new, report.submitted, report.deferred, report.rejected, counts,
+            "once: %d found, %d new, %d published, %d submitted, %d deferred, %d rejected; "
+            "state %s", report.found, report.new, report.published, report.submitted,
+            report.deferred, report.rejected, counts,
         )  # fmt: skip
         return EX_TEMPFAIL if report.deferred or report.errors else 0
 
@@ -572,7 +659,8 @@ class Watcher:
                 self.cycle()
             except ServiceError as e:  # never let one bad round end the watcher
                 logger.warning("round failed: %s", e)
-            sleep = 1.0 if self.store.rows("submitted") or self.store.due(time.time()) else 5.0
+            busy = self.store.rows("submitted") or self.store.unpublished()
+            sleep = 1.0 if busy or (self.submit and self.store.due(time.time())) else 5.0
             if self.search is not None and self.search.stac_url:
                 sleep = min(sleep, max(0.05, self._next_poll - time.time()))
             self.wake.wait(sleep)
