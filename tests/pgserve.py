@@ -8,6 +8,7 @@ beforehand; `stop()` removes everything.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -92,8 +93,6 @@ class PostgresServer:
         return self.url(name)
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # not running
             self.stop("immediate")
-        except RuntimeError:
-            pass  # not running
         shutil.rmtree(self.root, ignore_errors=True)

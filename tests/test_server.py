@@ -43,8 +43,10 @@ class Server:
         max_jobs: int = 2,
         extra_env: dict[str, str] | None = None,
         config: Path = CONFIG,
+        workers: int = 1,
     ):
         self.data_dir = data_dir
+        self.workers = workers
         self.config = config
         self.max_jobs = max_jobs
         self.extra_env = extra_env or {}
@@ -65,7 +67,8 @@ class Server:
         log = (self.data_dir.parent / f"server-{self.port}.log").open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from app_package.cli import main; main()", "serve",
-             "--host", "127.0.0.1", "--port", str(self.port), "--config", str(self.config)],
+             "--host", "127.0.0.1", "--port", str(self.port), "--config", str(self.config),
+             "--workers", str(self.workers)],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         log.close()

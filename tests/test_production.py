@@ -1,0 +1,283 @@
+"""Production deployment under load and faults: PostgreSQL job store, several server workers.
+
+A throwaway PostgreSQL (tests/pgserve.py) and `app-package serve --workers 2` on loopback, with
+the `sleep` test process leaving a run marker per run (tests/production_processes.py). Proves:
+no job lost or run twice under 20 concurrent clients, the concurrency limit holds over workers,
+any worker answers for any job (status, dismiss), a killed worker's job ends failed with a
+message, and a PostgreSQL restart is answered with 503s and then recovered from, no restart.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from app_package.jobs import Owner, orphan_reason
+from app_package.jobstore import PostgresStore
+from tests.conftest import REPO
+from tests.pgserve import PostgresMissing, PostgresServer
+from tests.test_server import CONFIG, Server, _job_processes
+
+TERMINAL = ("successful", "failed", "dismissed")
+MAX_JOBS = 4
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PostgresServer]:
+    try:
+        server = PostgresServer()
+    except PostgresMissing as e:
+        pytest.fail(str(e))  # a production test must not pass by skipping
+    server.start()
+    yield server
+    server.destroy()
+
+
+def _config(tmp: Path) -> Path:
+    """tests/server-config.yml with the `sleep` process leaving run markers."""
+    text = CONFIG.read_text().replace(
+        "tests.server_processes.SleepProcessor", "tests.production_processes.MarkedSleepProcessor"
+    )
+    path = tmp / "production-config.yml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, str, Path]]:
+    """Two server workers on one port sharing a PostgreSQL job store; its URL; the markers."""
+    tmp = tmp_path_factory.mktemp("cluster")
+    markers = tmp / "markers"
+    markers.mkdir()
+    url = pg.create_database("jobs")
+    env = {"APP_PACKAGE_JOB_STORE": url, "APP_PACKAGE_RUN_MARKERS": str(markers)}
+    srv = Server(tmp / "var", max_jobs=MAX_JOBS, extra_env=env, config=_config(tmp), workers=2)
+    srv.start()
+    yield srv, url, markers
+    srv.stop()
+
+
+def _sql(url: str, query: str) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(query)  # type: ignore[arg-type]
+        return cur.fetchall() if cur.description else []
+
+
+# ==================================================================== the store and the rules
+def test_claims_are_atomic_over_workers_and_keep_the_limit(pg: PostgresServer) -> None:
+    url = pg.create_database("claims")
+    stores = [PostgresStore(url) for _ in range(3)]  # three workers' pools
+    try:
+        for i in range(30):
+            job = {"identifier": f"j{i:02d}", "process_id": "p", "status": "accepted",
+                   "created": f"2026-01-01T00:00:{i:02d}Z"}  # fmt: skip
+            stores[0].add_unique(job, None)
+        with ThreadPoolExecutor(9) as pool:
+            got = list(pool.map(lambda k: stores[k % 3].claim(f"w{k}", 5, {}), range(27)))
+        claimed = [j["identifier"] for batch in got for j in batch]
+        assert len(claimed) == 5 == len(set(claimed))  # never over the limit, none twice
+        assert sorted(claimed) == [f"j{i:02d}" for i in range(5)]  # oldest first
+        # one key, one job: also when two workers race
+        with ThreadPoolExecutor(4) as pool:
+            same = list(pool.map(
+                lambda k: stores[k % 3].add_unique(
+                    {"identifier": f"k{k}", "process_id": "p", "status": "accepted",
+                     "created": "x", "idempotency_key": "key-1"}, "key-1"),
+                range(8),
+            ))  # fmt: skip
+        assert len({j["identifier"] for j in same}) == 1
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_orphans_are_judged_by_pid_here_and_by_heartbeat_elsewhere() -> None:
+    me = Owner.me()
+    dead_here = Owner(me.host, me.boot, 999_999_999, "1")
+    other_host = Owner("elsewhere", "b", os.getpid(), me.start)
+    rebooted = Owner(me.host, "old-boot", me.pid, me.start)
+
+    def job(owner: object) -> dict[str, Any]:
+        return {"identifier": "j", "status": "running", "owner": str(owner) if owner else None}
+
+    assert orphan_reason(job(me), 999, me, 30) is None  # ours: reaped by our own supervisor
+    assert orphan_reason(job(Owner(me.host, me.boot, me.pid, me.start)), 0, me, 30) is None
+    assert "pid 999999999" in str(orphan_reason(job(dead_here), 0, me, 30))
+    assert orphan_reason(job(other_host), 5, me, 30) is None  # alive: recent heartbeat
+    assert "no heartbeat" in str(orphan_reason(job(other_host), 31, me, 30))
+    assert "rebooted" in str(orphan_reason(job(rebooted), 0, me, 30))
+    assert "no server worker" in str(orphan_reason(job(None), 0, me, 30))
+
+
+def test_tinydb_refuses_several_workers(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO), APP_PACKAGE_DATA_DIR=str(tmp_path))
+    env.pop("APP_PACKAGE_JOB_STORE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", "from app_package.cli import main; main()", "serve",
+         "--workers", "2", "--port", "1"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "--workers 2" in done.stderr and "APP_PACKAGE_JOB_STORE=postgresql://" in done.stderr
+
+
+# ==================================================================== under load
+@pytest.mark.slow  # ~0.9 CPU-s per job child (Python + pygeoapi imports): ≥ 90 s on 2 cores
+def test_200_jobs_from_20_clients_none_lost_none_twice(cluster: tuple[Server, str, Path]) -> None:
+    srv, url, markers = cluster
+    running_counts: list[int] = []
+    stop = threading.Event()
+
+    def watch_running() -> None:  # the limit holds over both workers
+        while not stop.is_set():
+            running_counts.append(_sql(url, _RUNNING)[0][0])
+            time.sleep(0.05)
+
+    def client(k: int) -> list[tuple[str, str]]:
+        s = requests.Session()
+        ids = []
+        for i in range(10):
+            r = s.post(f"{srv.url}/processes/sleep/execution",
+                       json={"inputs": {"steps": 1, "seconds": 0}},
+                       headers={"Prefer": "respond-async", "Idempotency-Key": f"c{k}-{i}"},
+                       timeout=30)  # fmt: skip
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["jobID"])
+        final = []
+        deadline = time.monotonic() + 400
+        for job in ids:
+            while True:
+                status = s.get(f"{srv.url}/jobs/{job}", timeout=30).json()["status"]
+                if status in TERMINAL:
+                    final.append((job, status))
+                    break
+                assert time.monotonic() < deadline, f"job {job} still {status}"
+                time.sleep(0.5)
+        s.close()
+        return final
+
+    watcher = threading.Thread(target=watch_running)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(20) as pool:
+            results = [r for batch in pool.map(client, range(20)) for r in batch]
+    finally:
+        stop.set()
+        watcher.join()
+    ids = [job for job, _ in results]
+    assert len(ids) == 200 == len(set(ids))
+    assert collections.Counter(s for _, s in results) == {"successful": 200}
+    runs = collections.Counter(p.name.split(".")[0] for p in markers.iterdir())
+    assert set(runs) >= set(ids) and all(runs[j] == 1 for j in ids)  # each ran exactly once
+    assert max(running_counts) <= MAX_JOBS
+    owners = _sql(url, "SELECT count(DISTINCT owner) FROM app_package_jobs")[0][0]
+    assert owners == 2, "both workers should have run jobs"
+
+
+_RUNNING = "SELECT count(*) FROM app_package_jobs WHERE status = 'running'"
+
+
+# ==================================================================== any worker, any job
+def test_any_worker_polls_and_dismisses_any_job(
+    cluster: tuple[Server, str, Path], tmp_path: Path
+) -> None:
+    srv, url, _ = cluster
+    # a second, separate server on another port: a worker that never saw the submission
+    other = Server(tmp_path / "var", extra_env={"APP_PACKAGE_JOB_STORE": url},
+                   config=_config(tmp_path)).start()  # fmt: skip
+    try:
+        job = srv.submit("sleep", {"steps": 300, "seconds": 0.2})
+        other.wait(job, ("running",), timeout=30)
+        assert _job_processes(job)
+        r = requests.delete(f"{other.url}/jobs/{job}", timeout=10)
+        assert r.status_code == 200 and r.json()["status"] == "dismissed"
+        _gone(job)
+        assert srv.status(job)["status"] == "dismissed"
+
+        # the owner's supervisor stops a job dismissed where it cannot kill it (another host):
+        # the status in the store is the signal
+        job = srv.submit("sleep", {"steps": 300, "seconds": 0.2})
+        srv.wait(job, ("running",), timeout=30)
+        while not _job_processes(job):
+            time.sleep(0.05)
+        _sql(url, "UPDATE app_package_jobs SET doc = doc || '{\"status\": \"dismissed\"}' "
+                  f"WHERE identifier = '{job}'")  # fmt: skip
+        _gone(job)
+    finally:
+        other.stop()
+
+
+def _gone(job: str, within: float = 5.0) -> None:
+    t0 = time.monotonic()
+    while _job_processes(job) and time.monotonic() - t0 < within:
+        time.sleep(0.05)
+    assert not _job_processes(job), f"job {job}'s process still runs {within} s later"
+
+
+# ==================================================================== faults
+def test_killed_worker_fails_its_job_with_a_message(cluster: tuple[Server, str, Path]) -> None:
+    srv, _, _ = cluster
+    job = srv.submit("sleep", {"steps": 300, "seconds": 0.2})
+    srv.wait(job, ("running",), timeout=30)
+    deadline = time.monotonic() + 10
+    while not _job_processes(job) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = min(_job_processes(job))
+    worker = int(Path(f"/proc/{child}/stat").read_text().rsplit(") ", 1)[1].split()[1])
+    assert worker != srv.proc.pid if srv.proc else True  # a worker, not the supervisor
+    os.kill(worker, signal.SIGKILL)
+    s = srv.wait(job, ("failed",), timeout=20)  # the other worker's sweep, within seconds
+    assert f"pid {worker}" in s["message"] and "submit it again" in s["message"]
+    _gone(job)
+    # the server goes on (uvicorn replaced the worker): a new job runs to the end
+    again = srv.submit("sleep", {"steps": 1})
+    assert srv.wait(again, TERMINAL, timeout=60)["status"] == "successful"
+
+
+def test_postgres_restart_is_answered_with_503_then_recovered(
+    cluster: tuple[Server, str, Path], pg: PostgresServer
+) -> None:
+    srv, _, _ = cluster
+    job = srv.submit("sleep", {"steps": 40, "seconds": 0.2})  # runs through the outage
+    srv.wait(job, ("running",), timeout=30)
+    pg.stop("fast")
+    try:
+        for _ in range(4):
+            t0 = time.monotonic()
+            r = requests.get(f"{srv.url}/jobs/{job}", timeout=15)
+            assert time.monotonic() - t0 < 10, "a poll hung while PostgreSQL was down"
+            assert r.status_code == 503, r.text
+            doc = r.json()
+            assert doc["status"] == 503 and "PostgreSQL" in doc["detail"] and doc["type"]
+            assert r.headers.get("Retry-After")
+        r = requests.post(f"{srv.url}/processes/sleep/execution",
+                          json={"inputs": {"steps": 1}}, timeout=15,
+                          headers={"Prefer": "respond-async"})  # fmt: skip
+        assert r.status_code == 503
+        time.sleep(1)
+    finally:
+        pg.start()
+    # no server restart: answers come back, the running job ends, new jobs run
+    deadline = time.monotonic() + 30
+    while requests.get(f"{srv.url}/jobs/{job}", timeout=15).status_code != 200:
+        assert time.monotonic() < deadline, "the server did not recover from the restart"
+        time.sleep(0.2)
+    assert srv.wait(job, TERMINAL, timeout=60)["status"] == "successful"
+    again = srv.submit("sleep", {"steps": 1})
+    assert srv.wait(again, TERMINAL, timeout=60)["status"] == "successful"
