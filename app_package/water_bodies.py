@@ -248,7 +248,7 @@ def detect_water(
         )
     threshold = otsu_threshold(counts, bin_edges())
     mask = water_mask(values, threshold)
-    transform = grid.transform * Affine.translation(window.col_off, window.row_off)
+    transform = grid.transform @ Affine.translation(window.col_off, window.row_off)
     fraction = water_fraction(mask)
     progress(100.0, f"water: {100 * fraction:.2f} % of {valid} valid pixels")
     return WaterResult(mask, threshold, fraction, valid, transform, grid.crs, window)
