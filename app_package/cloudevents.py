@@ -84,14 +84,16 @@ def item_event_id(collection: str | None, item_id: str) -> str:
     return _digest("item", collection or "", item_id)
 
 
-def outcome_event_id(group: str, process: str, source_event_id: str) -> str:
-    """The id of the one completed/failed event a consumer group publishes for an event."""
-    return _digest("outcome", group, process, source_event_id)
+def outcome_event_id(scope: str, process: str, source_event_id: str) -> str:
+    """The id of the one completed/failed event a consumer group publishes for an event;
+    `scope` names the group and its stream (`<stream>/<group>`)."""
+    return _digest("outcome", scope, process, source_event_id)
 
 
-def idempotency_key(group: str, process: str, source_event_id: str) -> str:
-    """The `Idempotency-Key` of the execute request for an event: a retry gets the same job."""
-    return _digest("execute", group, process, source_event_id)
+def idempotency_key(scope: str, process: str, source_event_id: str) -> str:
+    """The `Idempotency-Key` of the execute request for an event (`scope`: `<stream>/<group>`):
+    a retry gets the same job; another group, or the same group name on another stream, not."""
+    return _digest("execute", scope, process, source_event_id)
 
 
 def now_rfc3339() -> str:
@@ -123,7 +125,7 @@ def item_created(item: dict[str, Any], href: str, source: str, time: str) -> Clo
 def job_completed(
     source_event_id: str,
     *,
-    group: str,
+    scope: str,
     process: str,
     source: str,
     time: str,
@@ -135,7 +137,7 @@ def job_completed(
 ) -> CloudEvent:
     """The outcome event of a successful job."""
     return CloudEvent(
-        id=outcome_event_id(group, process, source_event_id),
+        id=outcome_event_id(scope, process, source_event_id),
         source=source,
         type=JOB_COMPLETED,
         time=time,
@@ -154,7 +156,7 @@ def job_completed(
 def job_failed(
     source_event_id: str,
     *,
-    group: str,
+    scope: str,
     process: str,
     source: str,
     time: str,
@@ -166,7 +168,7 @@ def job_failed(
 ) -> CloudEvent:
     """The outcome event of an event that could not be handled, or whose job failed."""
     return CloudEvent(
-        id=outcome_event_id(group, process, source_event_id),
+        id=outcome_event_id(scope, process, source_event_id),
         source=source,
         type=JOB_FAILED,
         time=time,

@@ -8,9 +8,9 @@ CloudEvent to `<stream>.completed` (job id and URL, output STAC catalog URI, ite
 
 Each event is handled exactly once, across crashes and between triggers:
 
-1. The execute request carries an `Idempotency-Key` derived from the group, the process and the
-   event id: sent again (a crash before the answer was recorded), the server answers with the
-   job the first request created.
+1. The execute request carries an `Idempotency-Key` derived from the stream, the group, the
+   process and the event id: sent again (a crash before the answer was recorded), the server
+   answers with the job the first request created.
 2. The job's URL is recorded in a per-event Redis hash (`<stream>:trigger:<group>:<event id>`)
    right after submission; whoever handles the event again follows that job instead of
    submitting.
@@ -102,13 +102,22 @@ class TriggerConfig:
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     endpoint: str = "http://localhost:5000"
     mapping: InputMapping = field(default_factory=InputMapping)
-    source: str = "/app-package/trigger"
+    source: str | None = None  # the outcome events' source (default: per group)
     claim_idle_s: float = 60.0
     block_s: float = 1.0
     poll_s: float = 1.0
     backoff_max_s: float = 60.0
     request_timeout_s: float = 30.0
     state_ttl_s: int = DEFAULT_TTL_S
+
+    @property
+    def scope(self) -> str:
+        """The consumer group and its stream: what ids and idempotency keys are scoped to."""
+        return f"{self.stream}/{self.group}"
+
+    @property
+    def event_source(self) -> str:
+        return self.source or f"/app-package/trigger/{self.group}"
 
     @property
     def completed_stream(self) -> str:
@@ -283,7 +292,7 @@ class Trigger:
             return self._done(d.identity, "interrupted")
         job_id = str(doc.get("jobID") or job_url.rstrip("/").rsplit("/", 1)[-1])
         outcome = ce.job_completed(
-            d.identity, group=c.group, process=c.mapping.process, source=c.source,
+            d.identity, scope=c.scope, process=c.mapping.process, source=c.event_source,
             time=ce.now_rfc3339(), job_id=job_id, job_url=job_url, catalog=catalog,
             item_href=d.href, subject=subject,
         )  # fmt: skip
@@ -308,7 +317,7 @@ class Trigger:
     ) -> str:
         c = self.config
         outcome = ce.job_failed(
-            d.identity, group=c.group, process=c.mapping.process, source=c.source,
+            d.identity, scope=c.scope, process=c.mapping.process, source=c.event_source,
             time=ce.now_rfc3339(), error=error, job_id=job_id or None, job_url=job_url,
             item_href=d.href, subject=subject,
         )  # fmt: skip
@@ -320,7 +329,7 @@ class Trigger:
         """Execute the process for the event's item (idempotently); record the job URL."""
         c = self.config
         assert d.href is not None
-        key = ce.idempotency_key(c.group, c.mapping.process, d.identity)
+        key = ce.idempotency_key(c.scope, c.mapping.process, d.identity)
         inputs = c.mapping.execute_inputs(d.href)
         ref = self._retrying(lambda: self.client.execute_async(
             c.mapping.process, inputs, idempotency_key=key))  # fmt: skip
