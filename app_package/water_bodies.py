@@ -140,10 +140,18 @@ def aoi_window(product: Product, grid: ProductGrid, aoi: Bounds | None, aoi_crs:
         return Window(0, 0, grid.width, grid.height)
     from rasterio.warp import transform_bounds
 
-    in_grid = transform_bounds(aoi_crs, grid.crs, *aoi, densify_pts=21)
-    window = grid_window(in_grid, grid.transform, grid.width, grid.height)
+    # Clip the AOI to the product first, in the AOI's CRS: a large AOI (say, a continent in
+    # lon/lat) has no sensible bounds in the product's UTM zone, the product's extent always has.
+    as_aoi = transform_bounds(grid.crs, aoi_crs, *grid.bounds, densify_pts=21)
+    clipped = (
+        max(aoi[0], as_aoi[0]), max(aoi[1], as_aoi[1]),
+        min(aoi[2], as_aoi[2]), min(aoi[3], as_aoi[3]),
+    )  # fmt: skip
+    window = None
+    if clipped[0] < clipped[2] and clipped[1] < clipped[3]:
+        in_grid = transform_bounds(aoi_crs, grid.crs, *clipped, densify_pts=21)
+        window = grid_window(in_grid, grid.transform, grid.width, grid.height)
     if window is None:
-        as_aoi = transform_bounds(grid.crs, aoi_crs, *grid.bounds, densify_pts=21)
         raise InputError(
             f"AOI {list(aoi)} ({aoi_crs}) does not overlap product {product.id}: its bounds are "
             f"{[round(v, 6) for v in as_aoi]} in {aoi_crs} ({[round(v, 2) for v in grid.bounds]} "

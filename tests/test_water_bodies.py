@@ -218,6 +218,9 @@ def test_aoi_crops_to_its_window(tmp_path: Path, jp2: dict[str, Path]) -> None:
     assert np.array_equal(mask, expected_mask()[10:90, 20:120])
     assert doc["properties"]["proj:shape"] == [80, 100]
     assert doc["properties"]["water:aoi"] == {"bbox": list(aoi), "crs": "EPSG:32633"}
+    # an AOI far larger than the product (the world in lon/lat) maps the whole product
+    catalog = water_bodies([src], tmp_path / "world", aoi=(-179.0, -89.0, 179.0, 89.0))
+    assert np.array_equal(read(mask_of(items_of(catalog)[0]))[0], expected_mask())
 
 
 # ---------------------------------------------------------------- the real L1C subset
