@@ -414,38 +414,38 @@ def test_collector_trigger_classification_end_to_end(
     catalog.add("S2A_T33UUU_A", 10)
     catalog.add("S2A_T33UUU_CLOUDY", 90, day=17)  # filtered out by the collector
     before = _job_ids(ogc)
-    with running_stac_api(catalog.catalog_json) as stac:
-        watch = [*CLI, "watch", "--once", "--no-submit", "--redis-url", redis_url,
-                 "--stream", "s2", "--stac-url", stac, "--collection", COLLECTION,
-                 "--max-cloud-cover", "50", "--state", str(tmp_path / "watch.db")]  # fmt: skip
-        done = subprocess.run(watch, cwd=REPO, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr[-2000:]
-        items = _events(r, "s2")
-        assert [e["subject"] for e in items] == ["S2A_T33UUU_A"]
-        assert all(e["source"] == stac for e in items)
-        trigger = [*CLI, "trigger", "--redis-url", redis_url, "--stream", "s2",
-                   "--endpoint", ogc.url, "--process", "tile-classification",
-                   "--inputs", json.dumps({"model": str(model_dir)}), "--poll", "0.2"]  # fmt: skip
-        log = (tmp_path / "trigger.log").open("wb")
+    trigger = [*CLI, "trigger", "--redis-url", redis_url, "--stream", "s2",
+               "--endpoint", ogc.url, "--process", "tile-classification",
+               "--inputs", json.dumps({"model": str(model_dir)}), "--poll", "0.2"]  # fmt: skip
+    with (tmp_path / "trigger.log").open("wb") as log:  # it waits for events meanwhile
         proc = subprocess.Popen(trigger, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        try:
+    try:
+        with running_stac_api(catalog.catalog_json) as stac:
+            watch = [*CLI, "watch", "--once", "--no-submit", "--redis-url", redis_url,
+                     "--stream", "s2", "--stac-url", stac, "--collection", COLLECTION,
+                     "--max-cloud-cover", "50", "--state", str(tmp_path / "watch.db")]  # fmt: skip
+            done = subprocess.run(watch, cwd=REPO, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr[-2000:]
+            items = _events(r, "s2")
+            assert [e["subject"] for e in items] == ["S2A_T33UUU_A"]
+            assert all(e["source"] == stac for e in items)
             _wait(lambda: _outcomes(r, "s2"), 180, "the outcome")
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=30)
-        text = (tmp_path / "trigger.log").read_text()
-        assert code == 0, text[-3000:]
-        completed = _events(r, "s2.completed")
-        assert not _events(r, "s2.failed"), text[-3000:]
-        assert [e["subject"] for e in completed] == ["S2A_T33UUU_A"]
-        assert r.xpending("s2", "app-package-trigger")["pending"] == 0
-        (event,) = completed
-        docs = _catalog_items(event["data"]["catalog"])
-        assert [d["id"] for d in docs] == ["S2A_T33UUU_A-landcover"]
-        assert event["data"]["item_href"] == catalog.url_of(stac, "S2A_T33UUU_A")
-        assert event["data"]["job_url"] == f"{ogc.url}/jobs/{event['data']['job_id']}"
-        assert len(_job_ids(ogc) - before) == 1
+            item_url = catalog.url_of(stac, "S2A_T33UUU_A")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    text = (tmp_path / "trigger.log").read_text()
+    assert code == 0, text[-3000:]
+    completed = _events(r, "s2.completed")
+    assert not _events(r, "s2.failed"), text[-3000:]
+    assert [e["subject"] for e in completed] == ["S2A_T33UUU_A"]
+    assert r.xpending("s2", "app-package-trigger")["pending"] == 0
+    (event,) = completed
+    docs = _catalog_items(event["data"]["catalog"])
+    assert [d["id"] for d in docs] == ["S2A_T33UUU_A-landcover"]
+    assert event["data"]["item_href"] == item_url
+    assert event["data"]["job_url"] == f"{ogc.url}/jobs/{event['data']['job_id']}"
+    assert len(_job_ids(ogc) - before) == 1
     assert validate_streams(r, "s2") == 2
 
 
@@ -472,7 +472,7 @@ def test_trigger_killed_mid_job_resumes_the_same_job(
     for e in events:
         _publish(r, "k", e)
     before = _job_ids(ogc)
-    slow = json.dumps({"steps": 10, "seconds": 0.15})
+    slow = json.dumps({"steps": 5, "seconds": 0.2})
 
     def start(consumer: str) -> subprocess.Popen[bytes]:
         cmd = [*CLI, "trigger", "--redis-url", redis_url, "--stream", "k", "--group", "g",
