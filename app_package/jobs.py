@@ -41,6 +41,7 @@ from pygeoapi.process.base import (
 from pygeoapi.process.manager.base import BaseManager
 from pygeoapi.util import JobStatus, RequestedResponse, Subscriber
 
+from app_package.cwl_engine import check_engine
 from app_package.errors import AppPackageError, DataError, InputError, ModelError, NotFoundError
 from app_package.jobstore import JobStore, JobStoreUnavailable, open_store
 from app_package.ogc import HrefPolicy, OGCError
@@ -181,6 +182,7 @@ class ChildProcessManager(BaseManager):
         self.max_jobs = max(1, int(manager_def.get("max_jobs", 2)))
         self.stale_after = float(manager_def.get("heartbeat_timeout") or STALE_AFTER_S)
         self.outputs_url = str(manager_def.get("outputs_url", "")).rstrip("/")
+        self.engine = check_engine(str(manager_def.get("engine") or "local"))
         # callbacks are checked again when sent: a host may resolve elsewhere by then
         self.callback_policy = HrefPolicy.from_config(manager_def)
         self.owner = Owner.me()
@@ -261,6 +263,7 @@ class ChildProcessManager(BaseManager):
         if process_id not in self.processes:
             raise JobNotFoundError(process_id)
         job_id = str(uuid.uuid4())
+        processor = dict(self.processes[process_id]["processor"])
         t = now()
         job = {
             "type": "process",
@@ -277,7 +280,8 @@ class ChildProcessManager(BaseManager):
             "mimetype": "application/json",
             "pid": None,
             "spec": {
-                "processor": self.processes[process_id]["processor"],
+                "processor": processor,
+                "engine": self.engine if processor.get("cwl") else "local",
                 "inputs": inputs,
                 "output": str(self.output_dir / job_id),
                 "subscriber": subscriber,
@@ -626,7 +630,15 @@ def run_child(job_id: str, store: JobStore) -> int:
     fields: dict[str, Any]
     try:
         processor = load_plugin("process", spec["processor"])
-        if isinstance(processor, JobProcessor):
+        engine = spec.get("engine", "local")
+        if engine != "local":  # the process's CWL package on a CWL runner
+            from app_package.cwl_engine import run_package
+
+            extra = {"tracking_uri": tracking_uri(spec["processor"])}
+            catalog = run_package(engine, spec["processor"]["cwl"], spec["inputs"], extra,
+                                  Path(spec["output"]), progress)  # fmt: skip
+            location, mimetype = str(catalog), "application/json"
+        elif isinstance(processor, JobProcessor):
             catalog = processor.run(spec["inputs"], Path(spec["output"]), progress)
             location, mimetype = str(catalog), "application/json"
         else:  # any other pygeoapi processor: keep its output as a file

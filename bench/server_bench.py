@@ -1,11 +1,17 @@
-"""Server benchmark: execute and status-poll latency under 20 concurrent clients; a 100-job burst.
+"""Server benchmark: execute and status-poll latency under 20 concurrent clients; a job burst.
 
 Starts `app-package serve` on a free loopback port (test configuration: the `sleep` process, so
-the numbers measure the service, not training), then 20 client threads submit 100 async jobs at
-once (`POST …/execution` → 201) while the concurrency limit is 2, poll every job's status until
-all are terminal, and check that every job finished exactly once.
+the numbers measure the service, not training), then 20 client threads submit the jobs at once
+(`POST …/execution` → 201) while the concurrency limit is 2, poll every job's status until all are
+terminal, and check that every job finished exactly once.
+
+`--store tinydb` (default): one worker, the embedded TinyDB store, 100 jobs → server.json.
+`--store postgresql`: a throwaway PostgreSQL (tests/pgserve.py), the same burst with 1 and with 2
+server workers (`serve --workers N`), reporting execute → 201 p50/p95 and jobs/min for each.
 
 Usage: `.venv/bin/python -m bench.server_bench [--out bench/results/server.json]`
+       `.venv/bin/python -m bench.server_bench --store postgresql \\
+            --out bench/results/server_pg.json`
 """
 
 from __future__ import annotations
@@ -53,16 +59,20 @@ def _summary(ms: list[float]) -> dict[str, float]:
     }
 
 
-def run(jobs: int, clients: int, max_jobs: int, steps: int) -> dict[str, Any]:
+def run(
+    jobs: int, clients: int, max_jobs: int, steps: int, store: str = "", workers: int = 1
+) -> dict[str, Any]:
+    """One server (`workers` processes, job store `store` or TinyDB), one burst of `jobs`."""
     data = Path(tempfile.mkdtemp(prefix="server-bench-"))
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, PYTHONPATH=str(REPO), APP_PACKAGE_DATA_DIR=str(data / "var"),
-               APP_PACKAGE_MAX_JOBS=str(max_jobs), APP_PACKAGE_URL=url)  # fmt: skip
+               APP_PACKAGE_MAX_JOBS=str(max_jobs), APP_PACKAGE_URL=url,
+               APP_PACKAGE_JOB_STORE=store)  # fmt: skip
     log = (data / "server.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-c", "from app_package.cli import main; main()", "serve",
-         "--port", str(port), "--config", str(CONFIG)],
+         "--port", str(port), "--config", str(CONFIG), "--workers", str(workers)],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -124,6 +134,8 @@ def run(jobs: int, clients: int, max_jobs: int, steps: int) -> dict[str, Any]:
         outputs = sorted(p.name for p in (data / "var" / "outputs").iterdir() if p.is_dir())
         return {
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "job_store": "postgresql" if store else "tinydb",
+            "server_workers": workers,
             "clients": clients,
             "jobs": jobs,
             "max_concurrent_jobs": max_jobs,
@@ -133,6 +145,7 @@ def run(jobs: int, clients: int, max_jobs: int, steps: int) -> dict[str, Any]:
             "submit_all_s": round(submit_s, 2),
             "all_finished_s": round(drain_s, 2),
             "jobs_per_s": round(len(ids) / drain_s, 2),
+            "jobs_per_min": round(60 * len(ids) / drain_s, 1),
             "answered_201": len(ids),
             "unique_job_ids": len(set(ids)),
             "successful": sum(1 for s in final.values() if s == "successful"),
@@ -162,12 +175,54 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=20)
     p.add_argument("--max-jobs", type=int, default=2)
     p.add_argument("--steps", type=int, default=2)
+    p.add_argument("--store", choices=("tinydb", "postgresql"), default="tinydb")
+    p.add_argument("--load", default="", help="what else ran on the machine (recorded as is)")
     args = p.parse_args(argv)
-    result = run(args.jobs, args.clients, args.max_jobs, args.steps)
+    if args.store == "tinydb":
+        result = run(args.jobs, args.clients, args.max_jobs, args.steps)
+        ok = bool(result["none_lost_or_duplicated"])
+    else:
+        result = run_postgres(args.jobs, args.clients, args.max_jobs, args.steps)
+        ok = all(r["none_lost_or_duplicated"] for r in result["runs"])
+    result["machine_load"] = {"loadavg_1_5_15_before": list(LOADAVG), "note": args.load}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    return 0 if result["none_lost_or_duplicated"] else 1
+    return 0 if ok else 1
+
+
+LOADAVG = os.getloadavg()
+
+
+def run_postgres(jobs: int, clients: int, max_jobs: int, steps: int) -> dict[str, Any]:
+    """The burst on a PostgreSQL job store with 1, then 2 server workers (a fresh database each)."""
+    sys.path.insert(0, str(REPO))
+    from tests.pgserve import PostgresServer
+
+    pg = PostgresServer().start()
+    try:
+        runs = [
+            run(jobs, clients, max_jobs, steps, pg.create_database(f"bench{w}"), workers=w)
+            for w in (1, 2)
+        ]
+    finally:
+        pg.destroy()
+    return {
+        "what": "execute -> 201 latency and sleep-job throughput, PostgreSQL job store, "
+        "1 vs 2 server workers (one host, one port)",
+        "postgresql": "Debian server binaries, throwaway cluster on loopback (fsync off)",
+        "runs": runs,
+        "summary": [_brief(r) for r in runs],
+    }
+
+
+def _brief(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "server_workers": r["server_workers"],
+        "execute_201_p50_ms": r["execute_201"]["p50_ms"],
+        "execute_201_p95_ms": r["execute_201"]["p95_ms"],
+        "jobs_per_min": r["jobs_per_min"],
+    }
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ message, and a PostgreSQL restart is answered with 503s and then recovered from,
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import subprocess
@@ -75,7 +76,7 @@ def _sql(url: str, query: str) -> list[tuple[Any, ...]]:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(query)  # type: ignore[arg-type]
+        cur = conn.execute(query)
         return cur.fetchall() if cur.description else []
 
 
@@ -281,3 +282,152 @@ def test_postgres_restart_is_answered_with_503_then_recovered(
     assert srv.wait(job, TERMINAL, timeout=60)["status"] == "successful"
     again = srv.submit("sleep", {"steps": 1})
     assert srv.wait(again, TERMINAL, timeout=60)["status"] == "successful"
+
+
+# ==================================================================== MLflow server, CWL engine
+@pytest.fixture(scope="module")
+def mlflow_server(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`mlflow server` as deployed: PostgreSQL backend store, artifacts served by the server."""
+    from tests.test_server import _free_port
+
+    tmp = tmp_path_factory.mktemp("mlflow")
+    backend = pg.create_database("mlflow").replace("postgresql://", "postgresql+psycopg://")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
+    log = (tmp / "mlflow.log").open("wb")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1", "--backend-store-uri", backend,
+         "--artifacts-destination", str(tmp / "artifacts"), "--serve-artifacts"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )  # fmt: skip
+    log.close()
+    try:
+        _wait_mlflow(url, proc, tmp / "mlflow.log")
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _wait_mlflow(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"mlflow server did not start: {log.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_train_tracked_in_mlflow_server_then_classify_on_toil(
+    pg: PostgresServer, mlflow_server: str, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    text = (
+        CONFIG.read_text()
+        .replace("${MLFLOW_TRACKING_URI:-}", "${APP_PACKAGE_TEST_MLFLOW:-}")
+        .replace("      cwl: cwl/eurosat-training.cwl#eurosat-training\n", "")  # trains locally
+    )
+    config = tmp_path / "config.yml"
+    config.write_text(text)
+    env = {"APP_PACKAGE_JOB_STORE": pg.create_database("jobs_ml"), "APP_PACKAGE_ENGINE": "toil",
+           "APP_PACKAGE_TEST_MLFLOW": mlflow_server}  # fmt: skip
+    srv = Server(tmp_path / "var", extra_env=env, config=config).start()
+    try:
+        job = srv.submit("eurosat-training", {"epochs": 1, "samples_per_class": 4, "patience": 0})
+        s = srv.wait(job, TERMINAL, timeout=300)
+        assert s["status"] == "successful", s
+        client = MlflowClient(mlflow_server)
+        (run,) = client.search_runs(
+            [e.experiment_id for e in client.search_experiments()], "attributes.status != ''"
+        )
+        assert run.info.status == "FINISHED" and "val_loss" in run.data.metrics
+
+        # classification as its CWL package on Toil (single_machine), the model from the server
+        product = str(REPO / "app_package" / "sample" / "s2-l1c" / "item.json")
+        inputs = {"model": "models:/eurosat-classifier@champion", "product": product}
+        job = srv.submit("tile-classification", inputs)
+        messages = set()
+        deadline = time.monotonic() + 300
+        while (s := srv.status(job))["status"] not in TERMINAL:
+            messages.add(s["message"])
+            assert time.monotonic() < deadline, s
+            time.sleep(0.2)
+        assert s["status"] == "successful", s
+        assert any(m.startswith("toil: step") for m in messages), messages  # step progress
+        result = srv.get(f"/jobs/{job}/results").json()
+        assert result["id"] == "tile-classification"
+        assert [lk for lk in result["links"] if lk["rel"] == "child"]
+        assert (srv.data_dir / "outputs" / job / "catalog.json").is_file()
+        assert not list((srv.data_dir / "outputs").glob(f".{job}.tmp-*"))  # no runner leftovers
+
+        # dismissing a Toil job kills the runner and the jobs it started in their own sessions
+        job = srv.submit("tile-classification", inputs)
+        deadline = time.monotonic() + 120
+        while not srv.status(job)["message"].startswith("toil: step"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        r = requests.delete(f"{srv.url}/jobs/{job}", timeout=30)
+        assert r.status_code == 200 and r.json()["status"] == "dismissed"
+        _gone(job, within=10)
+        assert not list((srv.data_dir / "outputs").glob(f"*{job}*"))
+    finally:
+        srv.stop()
+
+
+def test_cwl_job_order_and_step_progress_parsing() -> None:
+    from app_package.cwl_engine import check_engine, job_order, step_event
+    from app_package.errors import InputError
+
+    types = {"product": "Directory[]", "model": "string", "stride": "int?",
+             "tracking_uri": "string?"}  # fmt: skip
+    staged = []
+
+    def stage(name: str, href: str) -> dict[str, str]:
+        staged.append((name, href))
+        return {"class": "Directory", "location": f"file:///staged/{name}"}
+
+    order = job_order(types, {"product": "/p/item.json", "model": "m", "batch_size": 8},
+                      {"tracking_uri": "http://mlflow:5000"}, stage)  # fmt: skip
+    assert order == {"product": [{"class": "Directory", "location": "file:///staged/product-0"}],
+                     "model": "m", "tracking_uri": "http://mlflow:5000"}  # fmt: skip
+    assert staged == [("product-0", "/p/item.json")]  # batch_size: not an input of the package
+    with pytest.raises(InputError, match="model"):
+        job_order(types, {"product": "/p"}, {}, stage)
+    assert step_event("INFO [step classify] start") == ("start", "classify")
+    assert step_event("INFO [step merge] completed success") == ("end", "merge")
+    toil = ("[toil.leader] Issued job 'CWLJob' tile-classification.0.classify "
+            "kind-CWLJob/instance-mh71doea v1 with job batch system ID: 2")  # fmt: skip
+    assert step_event(toil) == ("start", "classify")
+    assert step_event("classify:  50%|##  | 50%") is None
+    with pytest.raises(InputError, match="APP_PACKAGE_ENGINE"):
+        check_engine("calrissian")
+
+
+def test_mlflow_down_at_training_start_fails_fast(tmp_path: Path) -> None:
+    from tests.test_server import _free_port
+
+    dead = f"http://127.0.0.1:{_free_port()}"
+    config = tmp_path / "config.yml"
+    config.write_text(CONFIG.read_text().replace("${MLFLOW_TRACKING_URI:-}", dead))
+    srv = Server(tmp_path / "var", config=config).start()
+    try:
+        job = srv.submit("eurosat-training", {"epochs": 1, "samples_per_class": 2})
+        t0 = time.monotonic()
+        s = srv.wait(job, TERMINAL, timeout=60)
+        assert s["status"] == "failed" and time.monotonic() - t0 < 30
+        assert dead in s["message"] and "unreachable" in s["message"], s["message"]
+    finally:
+        srv.stop()
