@@ -135,6 +135,25 @@ def upsample_nearest(
     return up[y_offset : y_offset + height, :width]
 
 
+def upsample_nearest_into(native: np.ndarray, factor: int, y_offset: int, out: np.ndarray) -> None:
+    """`out[:] = upsample_nearest(native, factor, y_offset, *out.shape)` without the intermediate
+    full-resolution copy: one pass over `out` per row phase (a 10 m row y lies in native row
+    (y + y_offset) // factor)."""
+    height, width = out.shape
+    nw = -(-width // factor)
+    if factor == 1 or width != nw * factor or out.strides[1] != out.itemsize:
+        out[:] = upsample_nearest(native, factor, y_offset, height, width)
+        return
+    cols = out.reshape(height, nw, factor)  # a view: each native column spans `factor` cells
+    for phase in range(factor):
+        first = (phase - y_offset) % factor  # first output row with (y + y_offset) % f == phase
+        if first >= height:
+            continue
+        n_rows = len(range(first, height, factor))
+        n0 = (first + y_offset) // factor
+        cols[first::factor] = native[n0 : n0 + n_rows, :nw, None]
+
+
 def extract_chips(block: np.ndarray, grid: ChipGrid) -> np.ndarray:
     """[C, H, W] strip (H = rows·stride + chip − stride, W = padded width) -> [N, C, chip, chip].
 

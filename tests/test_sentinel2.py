@@ -158,3 +158,38 @@ def test_not_found_and_safe_without_metadata(tmp_path: Path) -> None:
     (tmp_path / "X.SAFE").mkdir()
     with pytest.raises(DataError, match=r"MTD_MSIL1C\.xml"):
         open_product(tmp_path / "X.SAFE")
+
+
+@pytest.mark.parametrize("block", [16, 1])
+def test_band_rows_decodes_each_block_once(tmp_path: Path, block: int) -> None:
+    """Strips moving down a band get exactly the rows of direct windowed reads, while each file
+    block row is decoded once (GDAL's JPEG2000 driver would decode it again per strip)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from app_package.classify import BandRows
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(1, 5000, size=(70, 48), dtype=np.uint16)
+    path = tmp_path / "b.tif"
+    opts = {"tiled": True, "blockxsize": 16, "blockysize": 16} if block == 16 else {}
+    with rasterio.open(
+        path, "w", driver="GTiff", width=48, height=70, count=1, dtype="uint16",
+        crs="EPSG:32633", transform=from_origin(0, 0, 60, 60), **opts,
+    ) as ds:  # fmt: skip
+        ds.write(data, 1)
+    with rasterio.open(path) as ds:
+        rows = BandRows(ds, "B01", str(path))
+        reads: list[tuple[int, int]] = []
+        real = rows._read
+
+        def spy(n0: int, n1: int) -> np.ndarray:
+            reads.append((n0, n1))
+            return real(n0, n1)
+
+        rows._read = spy  # type: ignore[method-assign]
+        for n0, n1 in [(0, 5), (4, 11), (10, 17), (17, 40), (39, 70)]:  # overlapping, like 60 m
+            assert np.array_equal(rows.read(n0, n1), data[n0:n1])
+        decoded = [r for a, b in reads for r in range(a, b)]
+        assert sorted(decoded) == list(range(70))  # every row decoded exactly once
+        assert np.array_equal(rows.read(2, 6), data[2:6])  # moving up starts over, still right

@@ -17,6 +17,7 @@ from app_package.tiling import (
     native_rows,
     pad_to,
     upsample_nearest,
+    upsample_nearest_into,
 )
 
 
@@ -107,6 +108,21 @@ def test_upsample_nearest_and_native_rows() -> None:
     # 10 m row 8..11 lies in 60 m row 1, rows 12..13 in 60 m row 2; column x in x // 6
     assert np.array_equal(up[0], np.repeat(native[1], 6))
     assert np.array_equal(up[4], np.repeat(native[2], 6))
+
+
+@pytest.mark.parametrize("factor", [1, 2, 6])
+@pytest.mark.parametrize("height", [1, 7, 12, 13])
+def test_upsample_into_equals_upsample(factor: int, height: int) -> None:
+    """The in-place upsampling writes what `upsample_nearest` returns, for every row phase,
+    into a strided slice of a larger block (as read_strips does), touching nothing else."""
+    rng = np.random.default_rng(factor * 100 + height)
+    native = rng.integers(1, 1000, size=(height // factor + 2, 5), dtype=np.uint16)
+    for y_offset in range(factor):
+        block = np.zeros((2, 20, 40), np.uint16)
+        out = block[1, :height, : 5 * factor]
+        upsample_nearest_into(native, factor, y_offset, out)
+        assert np.array_equal(out, upsample_nearest(native, factor, y_offset, height, 5 * factor))
+        assert not block[0].any() and not block[1, height:].any() and not block[1, :, 30:].any()
 
 
 def test_pad_mirrors_edges() -> None:
