@@ -30,6 +30,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 SUBSET = REPO.parent / "shared" / "data" / "s2-l1c-T33UUU-subset"
+BUNDLED_SUBSET = REPO / "app_package" / "sample" / "s2-l1c"  # the same real files, bundled
 DEFAULT_TILE_DIR = Path.home() / ".cache" / "app-package" / "bench-tile"
 TILE = 10980
 STAMP = "20170216T102101"
@@ -38,8 +39,6 @@ SAFE_NAME = f"S2A_MSIL1C_{STAMP}_N0400_R065_T33UUU_BENCH.SAFE"
 
 def build_tile(tile_dir: Path, subset: Path = SUBSET) -> Path:
     """The full-size SAFE product (built once; reused while its marker file exists)."""
-    import rasterio
-    from rasterio.transform import from_origin
 
     from app_package.bands import S2_BANDS
 
@@ -47,6 +46,8 @@ def build_tile(tile_dir: Path, subset: Path = SUBSET) -> Path:
     marker = tile_dir / "complete.json"
     if marker.is_file() and safe.is_dir():
         return safe
+    if not subset.is_dir():
+        subset = BUNDLED_SUBSET
     if not subset.is_dir():
         raise SystemExit(f"real L1C subset not found at {subset}: the bench tile is built from it")
     shutil.rmtree(tile_dir, ignore_errors=True)
@@ -56,24 +57,37 @@ def build_tile(tile_dir: Path, subset: Path = SUBSET) -> Path:
 
     write_mtd(safe / "MTD_MSIL1C.xml", baseline="04.00")
     t0 = time.perf_counter()
-    for b in S2_BANDS:
-        src = subset / f"T33UUU_{STAMP}_{b.name}.jp2"
-        with rasterio.open(src) as ds:
-            small = ds.read(1)
-            crs, t = ds.crs, ds.transform
-        size = TILE * 10 // b.resolution_m
-        h, w = small.shape
-        full = np.pad(small, ((0, size - h), (0, size - w)), mode="symmetric")
-        dst = img / f"T33UUU_{STAMP}_{b.name}.jp2"
-        with rasterio.open(
-            dst, "w", driver="JP2OpenJPEG", width=size, height=size, count=1, dtype="uint16",
-            crs=crs, transform=from_origin(t.c, t.f, t.a, t.a), QUALITY="100", REVERSIBLE="YES",
-            BLOCKXSIZE="1024", BLOCKYSIZE="1024", NUM_THREADS="ALL_CPUS",
-        ) as out:  # fmt: skip
-            out.write(full, 1)
-        print(f"encoded {b.name} ({size}²) at {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(len(S2_BANDS), os.cpu_count() or 1)) as pool:
+        jobs = [(subset, img, b.name, b.resolution_m) for b in S2_BANDS]
+        for name in pool.map(_encode_band, jobs):
+            print(f"encoded {name} at {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     marker.write_text(json.dumps({"built_s": time.perf_counter() - t0, "size": TILE}))
     return safe
+
+
+def _encode_band(job: tuple[Path, Path, str, int]) -> str:
+    """Mirror-tile one band of the subset to full tile size; write lossless tiled JPEG2000."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    subset, img, name, resolution_m = job
+    src = subset / f"T33UUU_{STAMP}_{name}.jp2"
+    with rasterio.open(src) as ds:
+        small = ds.read(1)
+        crs, t = ds.crs, ds.transform
+    size = TILE * 10 // resolution_m
+    h, w = small.shape
+    full = np.pad(small, ((0, size - h), (0, size - w)), mode="symmetric")
+    dst = img / f"T33UUU_{STAMP}_{name}.jp2"
+    with rasterio.open(
+        dst, "w", driver="JP2OpenJPEG", width=size, height=size, count=1, dtype="uint16",
+        crs=crs, transform=from_origin(t.c, t.f, t.a, t.a), QUALITY="100", REVERSIBLE="YES",
+        BLOCKXSIZE="1024", BLOCKYSIZE="1024", NUM_THREADS="ALL_CPUS",
+    ) as out:  # fmt: skip
+        out.write(full, 1)
+    return name
 
 
 def measure_decode(safe: Path, threads: int) -> tuple[float, float]:
