@@ -649,3 +649,25 @@ def test_water_bodies_end_to_end_and_its_bad_input(
         assert len(_job_ids(ogc) - before) == 3  # one job per item event and group
     assert validate_streams(r, "wb") == 4
     assert validate_streams(r, "wb-aoi") == 2
+
+
+def test_collector_publishes_and_submits(
+    redis_url: str, r: Any, ogc: Server, tmp_path: Path
+) -> None:
+    """`--submit` with `--redis-url`: each new item is both published and submitted, once."""
+    from tests.test_watch import sleep_target
+
+    item = _item("BOTH")
+    item["links"] = [{"rel": "self", "href": f"{ogc.url}/processes?BOTH"}]
+    w = Watcher(tmp_path / "w.db", sleep_target(ogc), publisher=StreamPublisher(redis_url, "both"))
+    try:
+        assert w.accept(item, "webhook")[0] == "new"
+        assert w.run_once() == 0
+        (row,) = w.store.rows()
+        assert row["state"] == "submitted" and row["published"] and row["job_id"]
+        assert w.run_once() == 0 and len(w.store.rows()) == 1
+    finally:
+        w.close()
+    (event,) = _events(r, "both")
+    assert event["data"]["href"] == f"{ogc.url}/processes?BOTH"
+    assert validate_streams(r, "both") == 1
