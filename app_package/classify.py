@@ -330,6 +330,29 @@ class ChipClassifier:
         if not isinstance(self.module, torch.fx.GraphModule):  # exported graphs keep their layout
             self.module = self.module.to(memory_format=torch.channels_last)
         self.autocast = use_bf16(device, precision)
+        self._buf: torch.Tensor | None = None  # the CPU path's reused input buffer
+        self._mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self._inv_std = 1.0 / torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1)
+
+    def _normalised_on_cpu(self, batch: np.ndarray) -> torch.Tensor:
+        """(x - mean) / std into one reused float32 channels_last buffer: torch converts uint16
+        and changes layout in one pass and the arithmetic runs in place. Fresh 50 MB arrays per
+        batch cost page faults; measured on one core: 23 ms per 256 chips against 56 ms for
+        numpy's float copy plus a channels_last copy."""
+        import torch
+
+        n, c, h, w = batch.shape
+        if c != len(self.spec.bands):
+            raise ModelError(
+                f"chips have {c} bands, the model expects {len(self.spec.bands)}: "
+                + ", ".join(self.spec.bands)
+            )
+        if self._buf is None or self._buf.shape[0] < n or self._buf.shape[1:] != (c, h, w):
+            self._buf = torch.empty((max(n, self.batch_size), c, h, w), dtype=torch.float32)
+            self._buf = self._buf.contiguous(memory_format=torch.channels_last)
+        x = self._buf[:n]
+        x.copy_(torch.from_numpy(batch))
+        return x.sub_(self._mean).mul_(self._inv_std)
 
     def __call__(self, chips: np.ndarray) -> np.ndarray:
         """[N, C, H, W] uint16 -> [N, K] float32 probabilities."""
@@ -341,11 +364,11 @@ class ChipClassifier:
         with torch.inference_mode():
             for i in range(0, len(chips), self.batch_size):
                 batch = chips[i : i + self.batch_size]
-                if self.device.type == "cpu":  # numpy's uint16 -> float32 path is faster
-                    x = normalise(batch, self.spec)
+                if self.device.type == "cpu":
+                    x = self._normalised_on_cpu(np.ascontiguousarray(batch))
                 else:  # upload the compact uint16 chips, normalise on the device
                     x = normalise(torch.from_numpy(batch).to(self.device), self.spec)
-                x = x.contiguous(memory_format=torch.channels_last)
+                    x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(self.device.type, torch.bfloat16, enabled=self.autocast):
                     logits = self.module(x)
                 out[i : i + len(x)] = torch.softmax(logits.float(), 1).cpu().numpy()
