@@ -142,7 +142,7 @@ def offset_lut(offset: float) -> np.ndarray:
     return lut
 
 
-def _to_model_scale(native: np.ndarray, offset: float, apply: bool) -> np.ndarray:
+def to_model_scale(native: np.ndarray, offset: float, apply: bool) -> np.ndarray:
     """DN -> the model's DN scale (one table look-up per pixel)."""
     if not apply or offset == 0:
         return native
@@ -233,7 +233,7 @@ def read_strips(
                 for i, (s, band) in enumerate(zip(sources, bands, strict=True)):
                     f = pgrid.factors[s.name]
                     n0, n1 = native_rows(y0, y1c, f)
-                    native = _to_model_scale(band.read(n0, n1), s.offset, apply_offset)
+                    native = to_model_scale(band.read(n0, n1), s.offset, apply_offset)
                     upsample_nearest_into(
                         native, f, y0 - n0 * f, block[i, : y1c - y0, : pgrid.width]
                     )

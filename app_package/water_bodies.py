@@ -2,7 +2,7 @@
 
 The I/O around `app_package.water`: bands are found by name (`sentinel2.open_product`), read in
 strips of the area-of-interest window, brought to the pre-04.00 DN scale exactly as
-classification does (`classify._to_model_scale`: RADIO_ADD_OFFSET for baseline ≥ 04.00, valid
+classification does (`classify.to_model_scale`: RADIO_ADD_OFFSET for baseline ≥ 04.00, valid
 DNs stay ≥ 1, DN 0 is nodata), and the result is written as one uint8 COG per product (0 not
 water, 1 water, 255 nodata) with one STAC item each, all under one catalog.
 """
@@ -189,7 +189,7 @@ def read_ndwi(
     from rasterio.errors import RasterioIOError
     from rasterio.windows import Window as RioWindow
 
-    from app_package.classify import _to_model_scale
+    from app_package.classify import to_model_scale
 
     out = np.empty((window.height, window.width), dtype=np.float32)
     with rasterio.Env(GDAL_NUM_THREADS=str(threads)):
@@ -213,7 +213,7 @@ def read_ndwi(
                             f"{win.row_off}–{win.row_off + rows}: {e}: the file is corrupt or "
                             "truncated"
                         ) from e
-                    dns.append(_to_model_scale(native, s.offset, True))
+                    dns.append(to_model_scale(native, s.offset, True))
                 out[r0 : r0 + rows] = ndwi(dns[0], dns[1])
                 done = r0 + rows
                 progress(100.0 * done / window.height, f"NDWI rows {done}/{window.height}")
