@@ -56,6 +56,8 @@ HEARTBEAT_S = 1.0  # supervisor: heartbeat this worker's jobs, stop those dismis
 SWEEP_S = 2.0  # supervisor: fail jobs whose worker is gone
 STALE_AFTER_S = 30.0  # a worker on another host is gone after this long without a heartbeat
 FINAL_RETRY_S = 60.0  # a child retries its final status this long while the store is down
+CLEANUP_S = 5.0  # how often MLflow runs left open by failed or dismissed jobs are ended
+RUN_TAG = "app_package.job_id"  # tag on every MLflow run a job starts (MLFLOW_RUN_CONTEXT)
 
 
 def now() -> str:
@@ -289,6 +291,8 @@ class ChildProcessManager(BaseManager):
         }
         if idempotency_key:
             job["idempotency_key"] = idempotency_key
+        if "tracking_uri" in processor:  # it may start MLflow runs: end them if it fails
+            job["mlflow_cleanup"] = tracking_uri(processor)
         stored = self.store.add_unique(job, idempotency_key)
         self._wake.set()
         return stored
@@ -365,6 +369,7 @@ class ChildProcessManager(BaseManager):
         self._stop.clear()
         self._thread = threading.Thread(target=self._supervise, name="job-supervisor", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._end_open_runs, name="mlflow-cleanup", daemon=True).start()
 
     def stop(self) -> None:
         """Stop the supervisor; stop this worker's children and mark their jobs failed."""
@@ -434,6 +439,29 @@ class ChildProcessManager(BaseManager):
             except Exception:  # the supervisor must survive anything a job does
                 logger.exception("job supervisor step failed")
 
+    def _end_open_runs(self) -> None:
+        """End (FAILED) the MLflow runs that failed or dismissed jobs left RUNNING.
+
+        A job killed, or one whose MLflow server went away mid-run, cannot end its run itself;
+        its runs carry the job's id as a tag, and are ended here once the server answers again.
+        """
+        while not self._stop.wait(CLEANUP_S):
+            try:
+                jobs = self.store.flagged("mlflow_cleanup", {"failed", "dismissed"})
+            except JobStoreUnavailable:
+                continue
+            for job in jobs:
+                try:
+                    ended = end_open_runs(str(job["mlflow_cleanup"]), job["identifier"])
+                except Exception as e:  # MLflow still down: try again later
+                    logger.debug("MLflow runs of job %s not ended yet: %s", job["identifier"], e)
+                    continue
+                with contextlib.suppress(JobStoreUnavailable):
+                    self.update_job(job["identifier"], {"mlflow_cleanup": ""})
+                if ended:
+                    logger.warning("job %s: %d MLflow run(s) left RUNNING ended as FAILED",
+                                   job["identifier"], ended)  # fmt: skip
+
     def _heartbeat(self) -> None:
         """Mark this worker's jobs alive; kill children whose jobs were dismissed elsewhere."""
         self.store.heartbeat(str(self.owner))
@@ -465,6 +493,8 @@ class ChildProcessManager(BaseManager):
         for job in claimed:
             job_id = job["identifier"]
             env = dict(os.environ, APP_PACKAGE_JOB_STORE=self.store.url)
+            context = json.loads(env.get("MLFLOW_RUN_CONTEXT") or "{}")
+            env["MLFLOW_RUN_CONTEXT"] = json.dumps({**context, RUN_TAG: job_id})
             try:
                 child = subprocess.Popen(
                     [sys.executable, "-m", "app_package.jobs", job_id],
@@ -490,6 +520,22 @@ class ChildProcessManager(BaseManager):
         if url:
             args = (url, status_info(job), self.callback_policy)
             threading.Thread(target=_post, args=args, daemon=True).start()
+
+
+def end_open_runs(uri: str, job_id: str) -> int:
+    """End as FAILED the RUNNING MLflow runs of a job (tagged with its id); how many."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return 0
+    runs = client.search_runs(
+        experiments, f"tags.`{RUN_TAG}` = '{job_id}' and attributes.status = 'RUNNING'"
+    )
+    for run in runs:
+        client.set_terminated(run.info.run_id, "FAILED")
+    return len(runs)
 
 
 def _on_this_host(owner: Owner | None, me: Owner) -> bool:
@@ -660,7 +706,8 @@ def run_child(job_id: str, store: JobStore) -> int:
         status, fields = "failed", {"message": f"internal error: {type(e).__name__}: {e}"}
     else:
         status = "successful"
-        fields = {"message": "done", "progress": 100, "location": location, "mimetype": mimetype}
+        fields = {"message": "done", "progress": 100, "location": location, "mimetype": mimetype,
+                  "mlflow_cleanup": ""}  # fmt: skip
     t = now()
     final = {"status": status, "updated": t, "finished": t, **fields}
     deadline = time.monotonic() + FINAL_RETRY_S

@@ -75,6 +75,10 @@ class JobStore(Protocol):
         """Every running job with the seconds since its owner's last heartbeat."""
         ...
 
+    def flagged(self, field: str, statuses: set[str]) -> list[dict[str, Any]]:
+        """The jobs in `statuses` whose `field` is a non-empty string (work left to do)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -185,6 +189,10 @@ class TinyDBStore:
             found = db.search(tinydb.where("status") == "running")
         t = time.time()
         return [(dict(j), t - float(j.get("heartbeat") or 0.0)) for j in found]
+
+    def flagged(self, field: str, statuses: set[str]) -> list[dict[str, Any]]:
+        with self._db() as db:
+            return [dict(j) for j in db.all() if j["status"] in statuses and j.get(field)]
 
     def close(self) -> None:
         pass
@@ -400,6 +408,16 @@ class PostgresStore:
             ).fetchall()
         )
         return [(dict(doc), float(age) if age is not None else float("inf")) for doc, age in rows]
+
+    def flagged(self, field: str, statuses: set[str]) -> list[dict[str, Any]]:
+        rows = self._run(
+            lambda c: c.execute(
+                f"SELECT doc - 'spec' FROM {TABLE} WHERE status = ANY(%s) "
+                "AND coalesce(doc->>%s, '') <> ''",
+                (sorted(statuses), field),
+            ).fetchall()
+        )
+        return [dict(r[0]) for r in rows]
 
 
 def _first_line(e: BaseException) -> str:

@@ -288,14 +288,22 @@ def test_postgres_restart_is_answered_with_503_then_recovered(
 @pytest.fixture(scope="module")
 def mlflow_server(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`mlflow server` as deployed: PostgreSQL backend store, artifacts served by the server."""
-    from tests.test_server import _free_port
-
     tmp = tmp_path_factory.mktemp("mlflow")
     backend = pg.create_database("mlflow").replace("postgresql://", "postgresql+psycopg://")
-    port = _free_port()
+    proc, url = _start_mlflow(backend, tmp)
+    try:
+        yield url
+    finally:
+        _stop_mlflow(proc)
+
+
+def _start_mlflow(backend: str, tmp: Path, port: int = 0) -> tuple[subprocess.Popen[bytes], str]:
+    from tests.test_server import _free_port
+
+    port = port or _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
-    log = (tmp / "mlflow.log").open("wb")
+    log = (tmp / "mlflow.log").open("ab")
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1", "--backend-store-uri", backend,
@@ -305,15 +313,20 @@ def mlflow_server(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) 
     log.close()
     try:
         _wait_mlflow(url, proc, tmp / "mlflow.log")
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    except BaseException:
+        _stop_mlflow(proc)
+        raise
+    return proc, url
+
+
+def _stop_mlflow(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _wait_mlflow(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -424,10 +437,52 @@ def test_mlflow_down_at_training_start_fails_fast(tmp_path: Path) -> None:
     config.write_text(CONFIG.read_text().replace("${MLFLOW_TRACKING_URI:-}", dead))
     srv = Server(tmp_path / "var", config=config).start()
     try:
-        job = srv.submit("eurosat-training", {"epochs": 1, "samples_per_class": 2})
+        job = srv.submit("eurosat-training", {"epochs": 1, "samples_per_class": 4})
         t0 = time.monotonic()
         s = srv.wait(job, TERMINAL, timeout=60)
         assert s["status"] == "failed" and time.monotonic() - t0 < 30
         assert dead in s["message"] and "unreachable" in s["message"], s["message"]
     finally:
         srv.stop()
+
+
+@pytest.mark.slow
+def test_mlflow_down_mid_training_fails_the_job_and_leaves_no_run_running(
+    pg: PostgresServer, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    from app_package.jobs import RUN_TAG
+
+    backend = pg.create_database("mlflow_fault").replace("postgresql://", "postgresql+psycopg://")
+    proc, url = _start_mlflow(backend, tmp_path)
+    config = tmp_path / "config.yml"
+    config.write_text(CONFIG.read_text().replace("${MLFLOW_TRACKING_URI:-}", url))
+    # the deployment's MLflow client settings: fail in seconds, not after minutes of retries
+    env = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    srv = Server(tmp_path / "var", extra_env=env, config=config).start()
+    try:
+        job = srv.submit("eurosat-training", {"epochs": 300, "samples_per_class": 4, "patience": 0})
+        client = MlflowClient(url)
+        deadline = time.monotonic() + 180
+        while not client.search_runs(
+            [e.experiment_id for e in client.search_experiments()],
+            f"tags.`{RUN_TAG}` = '{job}' and attributes.status = 'RUNNING'",
+        ):  # the run exists and epochs are being logged
+            assert time.monotonic() < deadline, srv.status(job)
+            time.sleep(0.5)
+        time.sleep(1)
+        _stop_mlflow(proc, signal.SIGKILL)
+        s = srv.wait(job, TERMINAL, timeout=120)
+        assert s["status"] == "failed" and s["message"], s
+        proc, _ = _start_mlflow(backend, tmp_path, int(url.rsplit(":", 1)[1]))
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        deadline = time.monotonic() + 60
+        while client.search_runs(experiments, "attributes.status = 'RUNNING'"):
+            assert time.monotonic() < deadline, "a run still RUNNING 60 s after MLflow returned"
+            time.sleep(1)
+        (run,) = client.search_runs(experiments, f"tags.`{RUN_TAG}` = '{job}'")
+        assert run.info.status == "FAILED"
+    finally:
+        srv.stop()
+        _stop_mlflow(proc)
