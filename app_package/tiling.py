@@ -154,18 +154,23 @@ def upsample_nearest_into(native: np.ndarray, factor: int, y_offset: int, out: n
         cols[first::factor] = native[n0 : n0 + n_rows, :nw, None]
 
 
-def extract_chips(block: np.ndarray, grid: ChipGrid) -> np.ndarray:
+def extract_chips(block: np.ndarray, grid: ChipGrid, out: np.ndarray | None = None) -> np.ndarray:
     """[C, H, W] strip (H = rows·stride + chip − stride, W = padded width) -> [N, C, chip, chip].
 
-    Chips are in row-major order of their start cells.
+    Chips are in row-major order of their start cells. `out`: an array of that shape and dtype
+    to write into (reused by the caller), else a new one.
     """
     c = block.shape[0]
     win = sliding_window_view(block, (grid.chip, grid.chip), axis=(1, 2))
     win = win[:, :: grid.stride, :: grid.stride]  # [C, nr, nc, chip, chip]
     nr, nc = win.shape[1:3]
-    return np.ascontiguousarray(win.transpose(1, 2, 0, 3, 4)).reshape(
-        nr * nc, c, grid.chip, grid.chip
-    )
+    shape = (nr * nc, c, grid.chip, grid.chip)
+    if out is None:
+        return np.ascontiguousarray(win.transpose(1, 2, 0, 3, 4)).reshape(shape)
+    if out.shape != shape or out.dtype != block.dtype or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a contiguous {block.dtype} array of shape {shape}")
+    np.copyto(out.reshape(nr, nc, c, grid.chip, grid.chip), win.transpose(1, 2, 0, 3, 4))
+    return out
 
 
 def chips_touching_nodata(block: np.ndarray, grid: ChipGrid, nodata: int = 0) -> np.ndarray:

@@ -193,3 +193,31 @@ def test_band_rows_decodes_each_block_once(tmp_path: Path, block: int) -> None:
         decoded = [r for a, b in reads for r in range(a, b)]
         assert sorted(decoded) == list(range(70))  # every row decoded exactly once
         assert np.array_equal(rows.read(2, 6), data[2:6])  # moving up starts over, still right
+
+
+def test_reused_strip_buffers_give_the_strips_of_fresh_arrays(tmp_path: Path, s2_jp2: dict) -> None:
+    """Strips built in a ring of reused buffers, consumed one at a time behind the reader thread
+    as classify_product does, equal strips built in fresh arrays (no strip overwritten early)."""
+    from app_package.classify import PREFETCH_DEPTH, _prefetch
+
+    p = open_product(write_s2_item(tmp_path / "item.json", s2_jp2, style="common"))
+    sources = p.require(EUROSAT_FILE_BAND_ORDER)
+    pgrid = product_grid(sources)
+    grid = ChipGrid(pgrid.width, pgrid.height, 64, 32)  # overlapping chips, many strips
+    fresh = [
+        (s.r0, s.chips.copy(), s.valid.copy())
+        for s in read_strips(sources, pgrid, grid, apply_offset=True, chip_rows=1)
+    ]
+    assert len(fresh) > PREFETCH_DEPTH + 2
+    reused = read_strips(
+        sources, pgrid, grid, apply_offset=True, chip_rows=1, buffers=PREFETCH_DEPTH + 2
+    )
+    seen = []
+    for strip in _prefetch(reused, PREFETCH_DEPTH):
+        import time
+
+        time.sleep(0.01)  # the reader runs ahead while this strip is "classified"
+        seen.append((strip.r0, strip.chips.copy(), strip.valid.copy()))
+    assert len(seen) == len(fresh)
+    for (r0, chips, valid), (f0, fchips, fvalid) in zip(seen, fresh, strict=True):
+        assert r0 == f0 and np.array_equal(chips, fchips) and np.array_equal(valid, fvalid)
