@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -397,6 +398,9 @@ class ChildProcessManager(BaseManager):
         """
         for job, age in self.store.running():
             reason = orphan_reason(job, age, self.owner, self.stale_after)
+            with self._mutex:
+                if job.get("owner") == str(self.owner) and job["identifier"] not in self._children:
+                    reason = "its process is gone"  # claimed here, never started or not reaped
             if reason is None:
                 continue
             owner = Owner.parse(str(job.get("owner") or ""))
@@ -477,13 +481,16 @@ class ChildProcessManager(BaseManager):
     def _reap(self) -> None:
         with self._mutex:
             done = [(j, c) for j, c in self._children.items() if c.poll() is not None]
-            for job_id, _ in done:
-                del self._children[job_id]
         for job_id, child in done:
+            # a child that died without its final status; with the store down this raises and
+            # the child stays listed: the next tick tries again (the job is never left running)
             self._fail(
                 job_id, f"the job's worker process exited unexpectedly (code {child.returncode})"
             )
-            self._notify(job_id)
+            with self._mutex:
+                self._children.pop(job_id, None)
+            with contextlib.suppress(JobStoreUnavailable):
+                self._notify(job_id)
 
     def _launch(self) -> None:
         t = now()
@@ -507,8 +514,9 @@ class ChildProcessManager(BaseManager):
                 continue
             with self._mutex:
                 self._children[job_id] = child
-            self.update_job(job_id, {"pid": child.pid})
-            self._notify(job_id)
+            with contextlib.suppress(JobStoreUnavailable):  # the pid only speeds up a dismiss
+                self.update_job(job_id, {"pid": child.pid})
+                self._notify(job_id)
             logger.info("job %s started (pid %d)", job_id, child.pid)
 
     def _notify(self, job_id: str) -> None:
@@ -651,7 +659,7 @@ def run_child(job_id: str, store: JobStore) -> int:
     """Run one claimed job; write progress and the final status to the job store."""
     from pygeoapi.plugin import load_plugin
 
-    job = store.get(job_id)
+    job = _retrying(lambda: store.get(job_id))  # the store may be restarting right now
     if job is None or job["status"] != "running":
         return 0  # dismissed before it started
     spec = job["spec"]
@@ -710,18 +718,25 @@ def run_child(job_id: str, store: JobStore) -> int:
                   "mlflow_cleanup": ""}  # fmt: skip
     t = now()
     final = {"status": status, "updated": t, "finished": t, **fields}
-    deadline = time.monotonic() + FINAL_RETRY_S
-    while True:  # the store may be restarting: the final status must not be lost
-        try:
-            store.update(job_id, final, {"running"})
-            break
-        except JobStoreUnavailable as e:
-            if time.monotonic() > deadline:
-                logger.error("job %s: final status %s not recorded: %s", job_id, status, e)
-                return 2
-            time.sleep(0.5)
+    try:  # the store may be restarting: the final status must not be lost
+        _retrying(lambda: store.update(job_id, final, {"running"}))
+    except JobStoreUnavailable as e:
+        logger.error("job %s: final status %s not recorded: %s", job_id, status, e)
+        return 2
     # the supervisor notices the exit and sends callbacks
     return 0 if status == "successful" else 1
+
+
+def _retrying[T](op: Callable[[], T]) -> T:
+    """`op()`, tried again for FINAL_RETRY_S while the job store is unavailable."""
+    deadline = time.monotonic() + FINAL_RETRY_S
+    while True:
+        try:
+            return op()
+        except JobStoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def main(argv: list[str] | None = None) -> None:

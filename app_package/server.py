@@ -4,7 +4,9 @@ pygeoapi serves the landing page, process descriptions, OpenAPI, HTML and STAC b
 module answers the job endpoints itself (execute, job list, status, dismiss, results, conformance)
 so that exception types, status codes, `Prefer` handling and input validation follow OGC
 18-062r2, and serves the job outputs under `/outputs/`. Jobs run in child processes
-(`app_package.jobs`).
+(`app_package.jobs`), supervised by each server worker (started and stopped through the ASGI
+lifespan); `serve --workers N` runs N uvicorn workers on one port over a PostgreSQL job store.
+A job store that cannot be reached is answered with 503 and `Retry-After`.
 """
 
 from __future__ import annotations
