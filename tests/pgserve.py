@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 PG_USER = "app"
+PG_ROOTS = Path("/usr/lib/postgresql")  # Debian/Ubuntu: <version>/bin
 
 
 class PostgresMissing(RuntimeError):
@@ -31,7 +32,7 @@ def pg_bindir() -> Path:
     if shutil.which("pg_config"):
         out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
         candidates.append(Path(out.stdout.strip()))
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    candidates += sorted(PG_ROOTS.glob("*/bin"), reverse=True)
     for c in candidates:
         if (c / "initdb").is_file() and (c / "pg_ctl").is_file():
             return c

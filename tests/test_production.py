@@ -126,6 +126,18 @@ def test_orphans_are_judged_by_pid_here_and_by_heartbeat_elsewhere() -> None:
     assert "no server worker" in str(orphan_reason(job(None), 0, me, 30))
 
 
+def test_missing_postgres_binaries_are_named_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tests.pgserve
+
+    monkeypatch.setattr(tests.pgserve, "PG_ROOTS", tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("APP_PACKAGE_PG_BIN", raising=False)
+    with pytest.raises(PostgresMissing, match="apt-get install postgresql"):
+        PostgresServer()
+
+
 def test_tinydb_refuses_several_workers(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO), APP_PACKAGE_DATA_DIR=str(tmp_path))
     env.pop("APP_PACKAGE_JOB_STORE", None)
@@ -343,7 +355,7 @@ def _wait_mlflow(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @pytest.mark.slow
-def test_train_tracked_in_mlflow_server_then_classify_on_toil(
+def test_train_tracked_in_mlflow_server_then_classify_on_toil_and_cwltool(
     pg: PostgresServer, mlflow_server: str, tmp_path: Path
 ) -> None:
     from mlflow import MlflowClient
@@ -385,6 +397,18 @@ def test_train_tracked_in_mlflow_server_then_classify_on_toil(
         assert [lk for lk in result["links"] if lk["rel"] == "child"]
         assert (srv.data_dir / "outputs" / job / "catalog.json").is_file()
         assert not list((srv.data_dir / "outputs").glob(f".{job}.tmp-*"))  # no runner leftovers
+
+        # the same package on cwltool (another server process, same job store and MLflow)
+        cwl_env = {**env, "APP_PACKAGE_ENGINE": "cwltool"}
+        other = Server(tmp_path / "var", extra_env=cwl_env, config=config).start()
+        try:
+            done = other.wait(other.submit("tile-classification", inputs), TERMINAL, timeout=300)
+            assert done["status"] == "successful", done
+            assert other.get(f"/jobs/{done['jobID']}/results").json()["id"] == (
+                "tile-classification"
+            )
+        finally:
+            other.stop()
 
         # dismissing a Toil job kills the runner and the jobs it started in their own sessions
         job = srv.submit("tile-classification", inputs)
