@@ -347,8 +347,8 @@ class ChildProcessManager(BaseManager):
         owner = Owner.parse(str(job.get("owner") or ""))
         if child is not None:
             _kill_group(child.pid, child)
-        elif job.get("status") == "running" and job.get("pid") and _on_this_host(owner, self.owner):
-            _kill_group_if_ours(int(job["pid"]), job_id)
+        elif job.get("status") == "running" and _on_this_host(owner, self.owner):
+            _kill_job_here(job)
         self._remove_outputs(job_id)
         self._wake.set()
         return self.get_job(job_id)
@@ -404,8 +404,8 @@ class ChildProcessManager(BaseManager):
             if reason is None:
                 continue
             owner = Owner.parse(str(job.get("owner") or ""))
-            if job.get("pid") and (owner is None or _on_this_host(owner, self.owner)):
-                _kill_group_if_ours(int(job["pid"]), job["identifier"])
+            if owner is None or _on_this_host(owner, self.owner):
+                _kill_job_here(job)
             logger.warning("job %s orphaned: %s", job["identifier"], reason)
             self._fail(
                 job["identifier"],
@@ -468,9 +468,11 @@ class ChildProcessManager(BaseManager):
 
     def _heartbeat(self) -> None:
         """Mark this worker's jobs alive; kill children whose jobs were dismissed elsewhere."""
-        self.store.heartbeat(str(self.owner))
         with self._mutex:
             children = dict(self._children)
+        if not children:
+            return  # nothing of ours runs (a claim sets the first heartbeat itself)
+        self.store.heartbeat(str(self.owner))
         for job_id, child in children.items():
             job = self.store.get(job_id)
             if job is not None and job["status"] == "dismissed" and child.poll() is None:
@@ -598,13 +600,28 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _kill_group_if_ours(pid: int, job_id: str) -> None:
+def _kill_job_here(job: dict[str, Any]) -> None:
+    """Kill a job's child on this host: by its recorded pid, else found by its command line
+    (a worker may die between starting the child and recording its pid)."""
+    job_id = str(job["identifier"])
+    if job.get("pid"):
+        _kill_group_if_ours(int(job["pid"]), job_id)
+        return
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            _kill_group_if_ours(int(proc.name), job_id, leader_only=True)
+
+
+def _kill_group_if_ours(pid: int, job_id: str, leader_only: bool = False) -> None:
     """Kill a previous server's child, only if that pid still runs this job (pids get reused)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return
     if job_id.encode() in cmdline and b"app_package.jobs" in cmdline:
+        with contextlib.suppress(OSError):
+            if leader_only and os.getpgid(pid) != pid:
+                return  # not the job's child itself (it leads its own process group)
         _kill_group(pid)
 
 

@@ -147,7 +147,8 @@ class TinyDBStore:
             jobs = [dict(j) for j in db.all()]
         if status is not None:
             jobs = [j for j in jobs if j["status"] == status]
-        jobs.sort(key=lambda j: j["created"], reverse=True)
+        jobs.sort(key=lambda j: j["identifier"])
+        jobs.sort(key=lambda j: j["created"], reverse=True)  # stable: ties by identifier
         page = jobs[offset:][:limit] if limit else jobs[offset:]
         for job in page:
             job.pop("spec", None)
@@ -344,7 +345,7 @@ class PostgresStore:
             count = conn.execute(f"SELECT count(*) FROM {TABLE} {where}", args).fetchone()
             rows = conn.execute(
                 f"SELECT doc - 'spec' FROM {TABLE} {where} "
-                "ORDER BY created DESC LIMIT %s OFFSET %s",
+                "ORDER BY created DESC, identifier LIMIT %s OFFSET %s",
                 (*args, limit, offset),
             ).fetchall()
             return [dict(r[0]) for r in rows], int(count[0] if count else 0)
