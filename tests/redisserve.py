@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.procs import stop
 from tests.test_server import _free_port
 
 
@@ -58,9 +59,4 @@ def running_redis(folder: Path) -> Iterator[str]:
             client.close()
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)

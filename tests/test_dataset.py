@@ -29,6 +29,7 @@ from app_package.eurosat_stac import eurosat_to_stac
 from tests.conftest import REPO
 from tests.datagen import write_eurosat_tree
 from tests.httpserve import serve_directory
+from tests.procs import stop
 
 COUNTS = {name: 5 + (i % 3) for i, name in enumerate(EUROSAT_CLASS_NAMES)}  # 5, 6 or 7 chips
 
@@ -207,12 +208,7 @@ def running_stac_api(catalog_json: Path) -> Iterator[str]:
             time.sleep(0.3)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         if proc.stdout:
             proc.stdout.close()
 

@@ -27,6 +27,7 @@ from app_package.tracking import (
     load_model,
 )
 from app_package.training import EpochStats
+from tests.procs import stop
 from tests.test_training import assert_no_run_left_running, make_catalog, quick_config, store
 
 
@@ -178,9 +179,4 @@ def test_training_against_a_real_mlflow_server(tmp_path: Path) -> None:
         assert len(spec.bands) == 13
         assert_no_run_left_running(url)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, timeout=30)
