@@ -453,6 +453,35 @@ def test_cwl_job_order_and_step_progress_parsing() -> None:
         check_engine("calrissian")
 
 
+@pytest.mark.parametrize("config", [REPO / "pygeoapi-config.yml", CONFIG], ids=["serve", "tests"])
+def test_every_process_runs_as_its_cwl_package_and_water_bodies_maps(config: Path) -> None:
+    """The three processes name their CWL package (so APP_PACKAGE_ENGINE applies to all),
+    each reference resolves to a workflow, and water-bodies' OGC inputs map onto it."""
+    import yaml
+
+    from app_package.cwl_engine import job_order, package_ref, workflow_inputs
+
+    resources = yaml.safe_load(config.read_text())["resources"]
+    for pid in ("eurosat-training", "tile-classification", "water-bodies"):
+        path, entry = package_ref(resources[pid]["processor"]["cwl"])
+        assert path.is_file() and entry == pid, pid
+        workflow_inputs(yaml.safe_load(path.read_text()), entry)  # raises if the entry is missing
+    path, entry = package_ref(resources["water-bodies"]["processor"]["cwl"])
+    types = workflow_inputs(yaml.safe_load(path.read_text()), entry)
+
+    def stage(name: str, href: str) -> dict[str, str]:
+        return {"class": "Directory", "location": f"file:///staged/{name}"}
+
+    order = job_order(types, {"items": ["/a/item.json", "/b/item.json"],
+                              "aoi": [12.5, 52.4, 12.6, 52.5], "aoi_crs": "EPSG:4326"},
+                      {"tracking_uri": "http://mlflow:5000"}, stage)  # fmt: skip
+    assert order == {
+        "items": [{"class": "Directory", "location": "file:///staged/items-0"},
+                  {"class": "Directory", "location": "file:///staged/items-1"}],
+        "aoi": [12.5, 52.4, 12.6, 52.5], "aoi_crs": "EPSG:4326",
+    }  # fmt: skip
+
+
 def test_mlflow_down_at_training_start_fails_fast(tmp_path: Path) -> None:
     from tests.test_server import _free_port
 
