@@ -9,6 +9,7 @@ water, 1 water, 255 nodata) with one STAC item each, all under one catalog.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -176,6 +177,17 @@ def _ndwi_grid(product: Product) -> tuple[list[BandSource], ProductGrid]:
     return sources, grid
 
 
+def strip_edges(top: int, height: int, block: int, strip_rows: int) -> list[int]:
+    """Row edges of strips covering rows [top, top + height), each ending on a file block row.
+
+    GDAL keeps no decoded JPEG2000 tiles between reads, so a strip that crossed a tile row
+    (an AOI starting mid-tile) would decode that tile row twice.
+    """
+    step = max(block, strip_rows // block * block) if 0 < block <= 4096 else strip_rows
+    bottom = top + height
+    return [top, *range(min(bottom, (top // step + 1) * step), bottom, step), bottom]
+
+
 def read_ndwi(
     sources: list[BandSource],
     window: Window,
@@ -200,9 +212,12 @@ def read_ndwi(
                     datasets.append(rasterio.open(s.href))
                 except RasterioIOError as e:
                     raise DataError(f"cannot open band {s.name} ({s.href}): {e}") from e
-            for r0 in range(0, window.height, strip_rows):
-                rows = min(strip_rows, window.height - r0)
-                win = RioWindow(window.col_off, window.row_off + r0, window.width, rows)
+            top = int(window.row_off)
+            edges = strip_edges(top, int(window.height), int(datasets[0].block_shapes[0][0]),
+                                strip_rows)  # fmt: skip
+            for y0, y1 in itertools.pairwise(edges):
+                r0, rows = y0 - top, y1 - y0
+                win = RioWindow(window.col_off, y0, window.width, rows)
                 dns = []
                 for s, ds in zip(sources, datasets, strict=True):
                     try:

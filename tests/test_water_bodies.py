@@ -36,6 +36,7 @@ from app_package.water_bodies import (
     grid_window,
     parse_aoi,
     read_ndwi,
+    strip_edges,
     water_bodies,
 )
 from tests.conftest import REPO, SHARED_SCHEMAS
@@ -469,3 +470,12 @@ def test_cwltool_item_without_nir_fails_with_the_library_message(tmp_path: Path)
     assert r.returncode != 0
     message = r.stderr.split("app-package water-bodies: error:", 1)[1].splitlines()[0]
     assert "band B08 missing" in message
+
+
+def test_strips_end_on_block_rows() -> None:
+    """An AOI starting mid-tile reads up to the next tile row first, then whole tile rows."""
+    assert strip_edges(0, 2500, 1024, 1024) == [0, 1024, 2048, 2500]
+    assert strip_edges(700, 2000, 1024, 1024) == [700, 1024, 2048, 2700]
+    assert strip_edges(700, 200, 1024, 1024) == [700, 900]
+    assert strip_edges(10, 300, 64, 100) == [10, 64, 128, 192, 256, 310]
+    assert strip_edges(5, 20, 10980, 1024) == [5, 25]  # untiled file: plain strips
