@@ -468,6 +468,8 @@ class ChildProcessManager(BaseManager):
 
     def _heartbeat(self) -> None:
         """Mark this worker's jobs alive; kill children whose jobs were dismissed elsewhere."""
+        if not self.store.shared:
+            return  # one worker (TinyDB): orphans are judged by pid, dismiss kills directly
         with self._mutex:
             children = dict(self._children)
         if not children:
