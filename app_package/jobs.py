@@ -3,9 +3,14 @@
 `ChildProcessManager` is a pygeoapi process manager over a job store (`app_package.jobstore`: a
 TinyDB file for one server process, or PostgreSQL shared by several workers and hosts). Submitted
 jobs are queued as `accepted` with their spec; each worker's supervisor thread claims queued jobs
-atomically (at most `max_jobs` running over all workers) and starts one child per job
-(`python -m app_package.jobs JOB_ID`, the store in $APP_PACKAGE_JOB_STORE), each in its own
-process group. The child reports real progress and its final status straight into the store.
+atomically (at most `max_jobs` running over all workers) and starts one child per job, each in
+its own process group (session). Children are forked by the worker's fork server, a
+single-threaded process that has already imported what every job needs (pygeoapi and this
+module: ~0.8 CPU-s that a fresh interpreter per job would pay again while requests are being
+served); each child names itself `… -m app_package.jobs JOB_ID` (its command line, as `ps` shows)
+and reads the store from $APP_PACKAGE_JOB_STORE. `python -m app_package.jobs JOB_ID` runs one
+job the same way by hand. The child reports real progress and its final status straight into
+the store.
 `DELETE` kills the child's whole process group (through any worker) and removes partial outputs.
 Jobs whose worker is gone (its pid on this host, or its heartbeat from another) are stopped and
 marked failed (they are not resumed); queued jobs are started.
@@ -19,10 +24,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,8 +35,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pygeoapi.process.base import (
     BaseProcessor,
@@ -59,6 +65,8 @@ STALE_AFTER_S = 30.0  # a worker on another host is gone after this long without
 FINAL_RETRY_S = 60.0  # a child retries its final status this long while the store is down
 CLEANUP_S = 5.0  # how often MLflow runs left open by failed or dismissed jobs are ended
 RUN_TAG = "app_package.job_id"  # tag on every MLflow run a job starts (MLFLOW_RUN_CONTEXT)
+# imported once by each worker's fork server, not by every job (pygeoapi's package import ~0.7 s)
+FORK_SERVER_PRELOAD = ["app_package.jobs", "pygeoapi.plugin", "setproctitle"]
 
 
 def now() -> str:
@@ -189,7 +197,7 @@ class ChildProcessManager(BaseManager):
         # callbacks are checked again when sent: a host may resolve elsewhere by then
         self.callback_policy = HrefPolicy.from_config(manager_def)
         self.owner = Owner.me()
-        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._children: dict[str, Child] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -363,6 +371,7 @@ class ChildProcessManager(BaseManager):
     def start(self) -> None:
         """Fail orphaned jobs, then start the supervisor thread (once per server worker)."""
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        start_fork_server()  # now, not on the first job: its imports then compete with nothing
         try:
             self.recover()
         except JobStoreUnavailable as e:  # the supervisor sweeps again once the store is back
@@ -493,6 +502,7 @@ class ChildProcessManager(BaseManager):
             )
             with self._mutex:
                 self._children.pop(job_id, None)
+            child.close()
             with contextlib.suppress(JobStoreUnavailable):
                 self._notify(job_id)
 
@@ -507,13 +517,9 @@ class ChildProcessManager(BaseManager):
             context = json.loads(env.get("MLFLOW_RUN_CONTEXT") or "{}")
             env["MLFLOW_RUN_CONTEXT"] = json.dumps({**context, RUN_TAG: job_id})
             try:
-                child = subprocess.Popen(
-                    [sys.executable, "-m", "app_package.jobs", job_id],
-                    start_new_session=True,  # its own process group: DELETE kills the whole tree
-                    stdin=subprocess.DEVNULL,
-                    env=env,
-                )
-            except OSError as e:
+                child = fork_job(job_id, env)
+            except Exception as e:  # the fork server did not start or answer
+                logger.exception("job %s: no process started", job_id)
                 self._fail(job_id, f"internal error: the job's process did not start: {e}")
                 continue
             with self._mutex:
@@ -571,7 +577,101 @@ def _post(url: str, body: dict[str, Any], policy: HrefPolicy | None = None) -> N
         logger.warning("callback to %s failed: %s", url, e)
 
 
-def _kill_group(pid: int, child: subprocess.Popen[bytes] | None = None) -> None:
+class Child(Protocol):
+    """The calls the supervisor makes on a job's process (as `subprocess.Popen` has them)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class ForkedChild:
+    """A job's process forked by the fork server (`multiprocessing` knows its exit code).
+
+    The exit code comes through the fork server; should the fork server die first (killed, out of
+    memory), the job still runs: it is then watched by its pid until it is gone. Safe to use
+    from several threads: the reaper may close it while a dismiss still polls it.
+    """
+
+    process: BaseProcess
+    job_id: str
+    exit_code: int | None = None
+
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid or 0)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.poll()
+
+    def poll(self) -> int | None:
+        try:
+            code = self.process.exitcode
+        except ValueError:  # closed: it had exited, with the code kept here
+            return self.exit_code
+        if code is not None and self.exit_code is None and _runs_job(self.pid, self.job_id):
+            return None  # the fork server is gone (its pipe closed), not the job
+        if code is not None:
+            self.exit_code = code
+        return code
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        with contextlib.suppress(ValueError):
+            self.process.join(timeout)
+        return self.poll()
+
+    def close(self) -> None:
+        """Release its handles once it has exited."""
+        if self.poll() is not None:
+            with contextlib.suppress(ValueError):
+                self.process.close()
+
+
+def _fork_server() -> Any:
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(FORK_SERVER_PRELOAD)
+    return ctx
+
+
+def start_fork_server() -> None:
+    """Start this process's fork server (once; `multiprocessing` restarts it if it dies)."""
+    from multiprocessing import forkserver
+
+    _fork_server()
+    forkserver.ensure_running()
+
+
+def fork_job(job_id: str, env: dict[str, str]) -> ForkedChild:
+    """Start the job's process from the fork server, with `env` as its whole environment."""
+    process = _fork_server().Process(
+        target=_forked_main, args=(job_id, env), name=f"job-{job_id}", daemon=False
+    )
+    process.start()
+    return ForkedChild(process, job_id)
+
+
+def _forked_main(job_id: str, env: dict[str, str]) -> None:
+    """The job's process, just forked: a session of its own, its name, its environment."""
+    from setproctitle import setproctitle
+
+    os.setsid()  # its own process group: DELETE kills the whole tree, a server crash does not
+    setproctitle(f"{sys.executable} -m app_package.jobs {job_id}")  # ps, and orphan clean-up
+    os.environ.clear()
+    os.environ.update(env)
+    main([job_id])
+
+
+def _kill_group(pid: int, child: Child | None = None) -> None:
     """SIGTERM the process group, SIGKILL it after a grace period."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
@@ -585,8 +685,7 @@ def _kill_group(pid: int, child: subprocess.Popen[bytes] | None = None) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
     if child is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=2)
+        child.wait(timeout=2)
 
 
 def _alive(pid: int) -> bool:
@@ -614,13 +713,18 @@ def _kill_job_here(job: dict[str, Any]) -> None:
             _kill_group_if_ours(int(proc.name), job_id, leader_only=True)
 
 
-def _kill_group_if_ours(pid: int, job_id: str, leader_only: bool = False) -> None:
-    """Kill a previous server's child, only if that pid still runs this job (pids get reused)."""
+def _runs_job(pid: int, job_id: str) -> bool:
+    """Whether `pid` is a live process running `job_id` (its command line names the job)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return
-    if job_id.encode() in cmdline and b"app_package.jobs" in cmdline:
+        return False
+    return job_id.encode() in cmdline and b"app_package.jobs" in cmdline and _alive(pid)
+
+
+def _kill_group_if_ours(pid: int, job_id: str, leader_only: bool = False) -> None:
+    """Kill a previous server's child, only if that pid still runs this job (pids get reused)."""
+    if _runs_job(pid, job_id):
         with contextlib.suppress(OSError):
             if leader_only and os.getpgid(pid) != pid:
                 return  # not the job's child itself (it leads its own process group)

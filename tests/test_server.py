@@ -498,6 +498,27 @@ def test_restart_mid_job_fails_orphans_and_resumes_the_queue(tmp_path: Path) -> 
         srv.stop()
 
 
+def test_jobs_outlive_their_fork_server(tmp_path: Path) -> None:
+    """The fork server that starts job processes dies: running jobs go on, new ones start."""
+    srv = Server(tmp_path / "var", max_jobs=2).start()
+    try:
+        job = srv.submit("sleep", {"steps": 15, "seconds": 0.2})
+        srv.wait(job, ("running",))
+        deadline = time.monotonic() + 10
+        while not _job_processes(job) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child = min(_job_processes(job))
+        fork_server = int(Path(f"/proc/{child}/stat").read_text().rsplit(") ", 1)[1].split()[1])
+        assert srv.proc is not None and fork_server != srv.proc.pid
+        os.kill(fork_server, signal.SIGKILL)
+        s = srv.wait(job, ("successful", "failed"), timeout=30)
+        assert s["status"] == "successful", s["message"]
+        again = srv.submit("sleep", {"steps": 1})
+        assert srv.wait(again, ("successful", "failed"), timeout=30)["status"] == "successful"
+    finally:
+        srv.stop()
+
+
 # ==================================================================== the real processes
 @pytest.mark.slow
 def test_train_then_classify_with_the_bundled_sample(server: Server) -> None:
