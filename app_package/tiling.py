@@ -144,6 +144,18 @@ def upsample_nearest_into(native: np.ndarray, factor: int, y_offset: int, out: n
     if factor == 1 or width != nw * factor or out.strides[1] != out.itemsize:
         out[:] = upsample_nearest(native, factor, y_offset, height, width)
         return
+    if factor == 2 and out.dtype == np.uint16 and native.dtype == np.uint16:
+        # a 20 m pixel v is the uint32 v * 0x10001 (v in both halves, whatever the byte order)
+        # over its two 10 m cells: contiguous 4-byte writes, ~4x faster than numpy's broadcast
+        # copy of 2-byte values
+        pairs = np.multiply(native[:, :nw], np.uint32(0x10001), dtype=np.uint32)
+        out32 = out.view(np.uint32)  # [height, nw]
+        for phase in range(2):
+            first = (phase - y_offset) % 2
+            if first < height:
+                n0 = (first + y_offset) // 2
+                out32[first::2] = pairs[n0 : n0 + len(range(first, height, 2))]
+        return
     cols = out.reshape(height, nw, factor)  # a view: each native column spans `factor` cells
     for phase in range(factor):
         first = (phase - y_offset) % factor  # first output row with (y + y_offset) % f == phase

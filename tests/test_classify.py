@@ -12,7 +12,7 @@ import torch
 from rio_cogeo.cogeo import cog_validate
 
 from app_package.bands import EUROSAT_CLASS_NAMES, EUROSAT_FILE_BAND_ORDER
-from app_package.classify import classify
+from app_package.classify import classify, offset_lut, to_model_scale
 from app_package.cli import main
 from app_package.cog import write_class_cog
 from app_package.model import ModelSpec, build_model, normalise, save_local
@@ -84,6 +84,20 @@ def per_chip_probs(model: torch.nn.Module, spec: ModelSpec, g: ChipGrid, padded:
 def _outputs(out: Path) -> tuple[Path, dict]:
     item_path = next(out.glob("*/*-landcover.json"))
     return item_path, json.loads(item_path.read_text())
+
+
+@pytest.mark.parametrize("offset", [-1000.0, -999.6, -1.0, -65534.0, -65535.0, 5.0])
+def test_offset_arithmetic_equals_the_lookup_table(offset: float) -> None:
+    """The radiometric offset, computed with uint16 arithmetic, is the table's value for every
+    DN: DN + offset clipped at 1, and 0 (nodata) stays 0; into a strided slice as well."""
+    dn = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    want = offset_lut(offset)[dn]
+    assert np.array_equal(to_model_scale(dn, offset, True), want)
+    block = np.full((2, 256, 300), 7, np.uint16)
+    to_model_scale(dn, offset, True, out=block[1, :, :256])
+    assert np.array_equal(block[1, :, :256], want)
+    assert (block[0] == 7).all() and (block[1, :, 256:] == 7).all()
+    assert np.array_equal(to_model_scale(dn, offset, False), dn)
 
 
 def test_map_equals_model_applied_to_each_chip(

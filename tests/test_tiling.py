@@ -116,7 +116,7 @@ def test_upsample_into_equals_upsample(factor: int, height: int) -> None:
     """The in-place upsampling writes what `upsample_nearest` returns, for every row phase,
     into a strided slice of a larger block (as read_strips does), touching nothing else."""
     rng = np.random.default_rng(factor * 100 + height)
-    native = rng.integers(1, 1000, size=(height // factor + 2, 5), dtype=np.uint16)
+    native = rng.integers(0, 65536, size=(height // factor + 2, 5), dtype=np.uint16)
     for y_offset in range(factor):
         block = np.zeros((2, 20, 40), np.uint16)
         out = block[1, :height, : 5 * factor]
