@@ -21,7 +21,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,7 +237,7 @@ def read_strips(
     `buffers` > 0: strip k is built in buffer k % `buffers`, reused, instead of fresh arrays
     (a 10980-wide strip of 13 bands is 290 MB twice over: new ones each time cost the kernel
     page faults and zeroing, seconds of system time per tile). The caller must be done with
-    strip k before strip k + `buffers` is built: `_prefetch(depth)` + a consumer that takes
+    strip k before strip k + `buffers` is built: `Prefetch(depth)` + a consumer that takes
     one strip at a time needs `depth + 2`.
     """
     import rasterio
@@ -301,43 +301,60 @@ def read_strips(
             ds.close()
 
 
-def _prefetch(it: Iterator[Strip], depth: int = 1) -> Iterator[Strip]:
-    """Run `it` in a reader thread, at most `depth` strips ahead; re-raise its errors here."""
-    q: queue.Queue[Strip | BaseException | None] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+class Prefetch:
+    """Runs `it` in a reader thread from construction on, at most `depth` strips ahead; iterating
+    yields the strips and re-raises the reader's errors here. Use it as a context manager: on
+    exit the reader is stopped, whether or not the strips were consumed."""
 
-    def work() -> None:
+    def __init__(self, it: Iterator[Strip], depth: int = 1) -> None:
+        self._q: queue.Queue[Strip | BaseException | None] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._work, args=(it,), name="classify-reader", daemon=True
+        )
+        self._thread.start()
+
+    def _work(self, it: Iterator[Strip]) -> None:
         try:
             for s in it:
-                while not stop.is_set():
+                while not self._stop.is_set():
                     try:
-                        q.put(s, timeout=0.1)
+                        self._q.put(s, timeout=0.1)
                         break
                     except queue.Full:
                         continue
-                if stop.is_set():
+                if self._stop.is_set():
                     return
-            q.put(None)
+            self._q.put(None)
         except BaseException as e:  # handed to the consumer, which re-raises
-            q.put(e)
+            self._q.put(e)
+        finally:  # a generator stopped early closes its files and threads now, not when collected
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
 
-    t = threading.Thread(target=work, name="classify-reader", daemon=True)
-    t.start()
-    try:
+    def __iter__(self) -> Iterator[Strip]:
         while True:
-            s = q.get()
+            s = self._q.get()
             if s is None:
                 return
             if isinstance(s, BaseException):
                 raise s
             yield s
-    finally:
-        stop.set()
-        while t.is_alive():
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
             try:
-                q.get_nowait()
+                self._q.get_nowait()
             except queue.Empty:
-                t.join(timeout=0.1)
+                self._thread.join(timeout=0.1)
+
+    def __enter__(self) -> Prefetch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def eval_mode(module: torch.nn.Module) -> torch.nn.Module:
@@ -433,7 +450,7 @@ class ChipClassifier:
 
 def classify_product(
     product: Product,
-    module: torch.nn.Module,
+    module: torch.nn.Module | Callable[[], torch.nn.Module],
     spec: ModelSpec,
     *,
     stride: int | None = None,
@@ -446,6 +463,10 @@ def classify_product(
 ) -> tuple[np.ndarray, np.ndarray, Affine, ProductGrid, ChipGrid, dict[str, float]]:
     """Classify every chip.
 
+    `module`: the network, or a function that loads it (`ModelRef.loader`): decoding starts
+    first, while torch is imported and the weights load (~1.5 s of one core otherwise spent
+    before the first band is read).
+
     `inference_threads`: torch threads for CPU inference while the reader decodes (default:
     half the usable CPUs). Torch's OpenMP threads spin while they wait; with as many of them
     as cores they take the cores JPEG2000 decoding needs (measured on the 2-core benchmark
@@ -453,51 +474,45 @@ def classify_product(
 
     Returns (class map, confidence, map transform, product grid, chip grid, timings).
     """
-    import torch
-
-    from app_package.model import resolve_device
-
-    dev = resolve_device(device)
-    before = torch.get_num_threads()
-    if dev.type == "cpu":
-        torch.set_num_threads(inference_threads or max(1, usable_cpus() // 2))
-    try:
-        return _classify_chips(
-            product, module, spec, stride=stride, batch_size=batch_size, device=dev,
-            progress=progress, read_threads=read_threads, precision=precision,
-        )  # fmt: skip
-    finally:
-        torch.set_num_threads(before)
-
-
-def _classify_chips(
-    product: Product,
-    module: torch.nn.Module,
-    spec: ModelSpec,
-    *,
-    stride: int | None,
-    batch_size: int,
-    device: torch.device,
-    progress: ProgressCallback | Callable[[float, str], None],
-    read_threads: int | None,
-    precision: str,
-) -> tuple[np.ndarray, np.ndarray, Affine, ProductGrid, ChipGrid, dict[str, float]]:
-
     sources = product.require(spec.bands)
     pgrid = product_grid(sources)
     grid = ChipGrid(pgrid.width, pgrid.height, spec.chip_size, stride or spec.chip_size)
-    classifier = ChipClassifier(module, spec, device, batch_size, precision)
-    mosaic = ProbabilityMosaic(grid, len(spec.classes))
-    times = {"model_s": 0.0, "chips": 0.0}
-    done = 0
     strips = read_strips(
         sources, pgrid, grid, apply_offset=spec.radiometric_offset_applied, threads=read_threads,
         buffers=PREFETCH_DEPTH + 2,
     )  # fmt: skip
-    for strip in _prefetch(strips, PREFETCH_DEPTH):  # one strip at a time (see read_strips)
+    with Prefetch(strips, PREFETCH_DEPTH) as ahead:  # one strip at a time (see read_strips)
+        import torch
+
+        from app_package.model import resolve_device
+
+        dev = resolve_device(device)
+        before = torch.get_num_threads()
+        if dev.type == "cpu":
+            torch.set_num_threads(inference_threads or max(1, usable_cpus() // 2))
+        try:
+            net = module if isinstance(module, torch.nn.Module) else module()
+            classifier = ChipClassifier(net, spec, dev, batch_size, precision)
+            classes, confidence, times = _classify_strips(ahead, classifier, grid, progress)
+        finally:
+            torch.set_num_threads(before)
+    return classes, confidence, grid.cell_transform(pgrid.transform), pgrid, grid, times
+
+
+def _classify_strips(
+    strips: Iterable[Strip],
+    classifier: ChipClassifier,
+    grid: ChipGrid,
+    progress: ProgressCallback | Callable[[float, str], None],
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    n_classes = len(classifier.spec.classes)
+    mosaic = ProbabilityMosaic(grid, n_classes)
+    times = {"model_s": 0.0, "chips": 0.0}
+    done = 0
+    for strip in strips:
         nr, nc = strip.valid.shape
         flat = strip.valid.reshape(-1)
-        probs = np.zeros((nr * nc, len(spec.classes)), dtype=np.float32)
+        probs = np.zeros((nr * nc, n_classes), dtype=np.float32)
         t0 = time.perf_counter()
         if flat.all():  # the usual case: no 290 MB copy of the valid chips
             probs[:] = classifier(strip.chips)
@@ -509,7 +524,7 @@ def _classify_chips(
         done += nr
         progress(100.0 * done / grid.n_rows, f"classified chip rows {done}/{grid.n_rows}")
     classes, confidence = mosaic.result()
-    return classes, confidence, grid.cell_transform(pgrid.transform), pgrid, grid, times
+    return classes, confidence, times
 
 
 def classify(
@@ -540,7 +555,7 @@ def classify(
         map_classes,
     )
     from app_package.cog import write_class_cog, write_confidence_cog, write_preview
-    from app_package.model_source import load_model_info
+    from app_package.model_source import resolve_model
     from app_package.outputs import atomic_dir
 
     output = Path(output)
@@ -551,7 +566,7 @@ def classify(
     progress(0.0, "opening product")
     prod = open_product(product)
     progress(1.0, "loading model")
-    loaded = load_model_info(model, tracking_uri=tracking_uri)
+    loaded = resolve_model(model, tracking_uri=tracking_uri)
     spec = loaded.spec
     missing = [b for b in spec.bands if b not in prod.bands]
     if missing:
@@ -559,7 +574,7 @@ def classify(
         raise ModelError(f"model {model} needs bands {missing} the product lacks")  # unreachable
 
     classes, confidence, transform, pgrid, grid, _times = classify_product(
-        prod, loaded.module, spec, stride=stride, batch_size=batch_size, device=device,
+        prod, loaded.loader, spec, stride=stride, batch_size=batch_size, device=device,
         progress=lambda p, m: progress(2.0 + 0.93 * p, m),
     )  # fmt: skip
     progress(95.0, "writing COGs and STAC")

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app_package.errors import ModelError, NotFoundError, TrackingError
+from app_package.errors import AppPackageError, ModelError, NotFoundError, TrackingError
 from app_package.model import SPEC_FILE, WEIGHTS_FILE, ModelSpec
 
 if TYPE_CHECKING:
@@ -34,6 +35,23 @@ class LoadedModel:
     version: str | None = None
 
 
+@dataclass(frozen=True)
+class ModelRef:
+    """A model found and its spec read, its weights not loaded yet (`load()`).
+
+    Inference learns the bands it must read from the spec alone, so it can start decoding
+    while torch is imported and the weights load.
+    """
+
+    spec: ModelSpec
+    uri: str
+    version: str | None
+    loader: Callable[[], nn.Module]
+
+    def load(self) -> LoadedModel:
+        return LoadedModel(self.loader(), self.spec, self.uri, self.version)
+
+
 def load_model(uri: str, *, tracking_uri: str | None = None) -> tuple[nn.Module, ModelSpec]:
     """The network (eval mode, CPU) and its spec for a model URI or path.
 
@@ -46,9 +64,14 @@ def load_model(uri: str, *, tracking_uri: str | None = None) -> tuple[nn.Module,
 
 def load_model_info(uri: str, *, tracking_uri: str | None = None) -> LoadedModel:
     """Like `load_model`, also returning the URI and version to record in outputs."""
+    return resolve_model(uri, tracking_uri=tracking_uri).load()
+
+
+def resolve_model(uri: str, *, tracking_uri: str | None = None) -> ModelRef:
+    """Find the model and read its spec; errors about the reference are raised here."""
     uri = str(uri)
     if uri.startswith(("models:/", "runs:/", "models:", "runs:")):
-        return _load_mlflow(uri, tracking_uri)
+        return _resolve_mlflow(uri, tracking_uri)
     p = Path(uri)
     if not p.exists():
         raise NotFoundError(
@@ -58,18 +81,18 @@ def load_model_info(uri: str, *, tracking_uri: str | None = None) -> LoadedModel
         )
     if p.is_dir():
         if (p / SPEC_FILE).is_file():
-            return _load_local(p / WEIGHTS_FILE, p / SPEC_FILE)
+            return _resolve_local(p / WEIGHTS_FILE, p / SPEC_FILE)
         if (p / "MLmodel").is_file():
-            return _load_mlflow(str(p.resolve()))
+            return _resolve_mlflow(str(p.resolve()))
         if (p / "catalog.json").is_file():
-            return _load_stac(p / "catalog.json")
+            return _resolve_stac(p / "catalog.json")
         raise ModelError(f"{p} holds no model.json, MLmodel or catalog.json: not a model folder")
     if p.name == SPEC_FILE or p.name == WEIGHTS_FILE:
-        return _load_local(p.parent / WEIGHTS_FILE, p.parent / SPEC_FILE)
+        return _resolve_local(p.parent / WEIGHTS_FILE, p.parent / SPEC_FILE)
     if p.suffix == ".pt":
-        return _load_local(p, p.with_suffix(".json"))
+        return _resolve_local(p, p.with_suffix(".json"))
     if p.suffix == ".json":
-        return _load_stac(p)
+        return _resolve_stac(p)
     raise ModelError(f"cannot tell what kind of model {p} is: expected model.pt/model.json/.json")
 
 
@@ -83,16 +106,21 @@ def _read_spec(path: Path) -> ModelSpec:
     return ModelSpec.from_dict(data)
 
 
-def _load_local(weights: Path, spec_path: Path) -> LoadedModel:
-    from app_package.model import load_local
-
+def _resolve_local(weights: Path, spec_path: Path, uri: str = "", version: str = "") -> ModelRef:
     spec = _read_spec(spec_path)
-    module = load_local(weights, spec)
-    version = str(spec.extra.get("version")) if spec.extra.get("version") else None
-    return LoadedModel(module, spec, str(weights.resolve()), version)
+    if not weights.is_file():
+        raise ModelError(f"model weights {weights} not found")
+
+    def load() -> nn.Module:
+        from app_package.model import load_local
+
+        return load_local(weights, spec)
+
+    version = version or (str(spec.extra["version"]) if spec.extra.get("version") else "")
+    return ModelRef(spec, uri or str(weights.resolve()), version or None, load)
 
 
-def _load_stac(path: Path) -> LoadedModel:
+def _resolve_stac(path: Path) -> ModelRef:
     """Training output: catalog.json -> the item with assets `model` / `model-spec`."""
     from app_package.sentinel2 import _items_in_catalog, _read_json, _resolve
 
@@ -109,16 +137,15 @@ def _load_stac(path: Path) -> LoadedModel:
         if model_asset and spec_asset:
             weights = Path(_resolve(model_asset["href"], item_href))
             spec_path = Path(_resolve(spec_asset["href"], item_href))
-            loaded = _load_local(weights, spec_path)
-            version = item.get("properties", {}).get("version") or loaded.version
-            return LoadedModel(loaded.module, loaded.spec, item_href, version)
+            version = str(item.get("properties", {}).get("version") or "")
+            return _resolve_local(weights, spec_path, item_href, version)
     raise ModelError(
         f"{path} holds no STAC item with a 'model' asset (roles mlm:model) and a 'model-spec' "
         "asset: point at the training output's catalog.json or its item"
     )
 
 
-def _load_mlflow(uri: str, tracking_uri: str | None = None) -> LoadedModel:
+def _resolve_mlflow(uri: str, tracking_uri: str | None = None) -> ModelRef:
     try:
         import mlflow
         import mlflow.pytorch
@@ -128,17 +155,20 @@ def _load_mlflow(uri: str, tracking_uri: str | None = None) -> LoadedModel:
     from app_package.tracking import _global_uri, resolve_tracking_uri
 
     store = resolve_tracking_uri(tracking_uri)
+
+    def failed(e: Exception) -> AppPackageError:
+        if isinstance(e, MlflowException):
+            return ModelError(
+                f"cannot load MLflow model {uri} from tracking URI {store}: {e.message} "
+                "(pass the store that registered it with --tracking-uri)"
+            )
+        return TrackingError(f"cannot reach the MLflow store for {uri}: {e}")
+
     try:
         with _global_uri(store):
             info = mlflow.models.get_model_info(uri)
-            module = mlflow.pytorch.load_model(uri, map_location="cpu")
-    except MlflowException as e:
-        raise ModelError(
-            f"cannot load MLflow model {uri} from tracking URI {store}: {e.message} "
-            "(pass the store that registered it with --tracking-uri)"
-        ) from e
-    except OSError as e:
-        raise TrackingError(f"cannot reach the MLflow store for {uri}: {e}") from e
+    except (MlflowException, OSError) as e:
+        raise failed(e) from e
     meta = info.metadata or {}
     if SPEC_METADATA_KEY not in meta:
         raise ModelError(
@@ -146,8 +176,18 @@ def _load_mlflow(uri: str, tracking_uri: str | None = None) -> LoadedModel:
             "metadata={'app_package_spec': spec.to_dict()} so inference knows its bands"
         )
     spec = ModelSpec.from_dict(meta[SPEC_METADATA_KEY])
-    version = _registry_version(uri)
-    return LoadedModel(_eager(module, spec, uri), spec, uri, version)
+    with _global_uri(store):
+        version = _registry_version(uri)
+
+    def load() -> nn.Module:
+        try:
+            with _global_uri(store):
+                module = mlflow.pytorch.load_model(uri, map_location="cpu")
+        except (MlflowException, OSError) as e:
+            raise failed(e) from e
+        return _eager(module, spec, uri)
+
+    return ModelRef(spec, uri, version, load)
 
 
 def _eager(module: nn.Module, spec: ModelSpec, uri: str) -> nn.Module:

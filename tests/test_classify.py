@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +130,30 @@ def test_map_equals_model_applied_to_each_chip(
             assert transform @ (c, r) == b02.transform @ (64 * c, 64 * r)
             assert transform @ (c + 1, r + 1) == b02.transform @ (64 * c + 64, 64 * r + 64)
     assert d["properties"]["proj:transform"][:6] == list(transform)[:6]
+
+
+def test_decoding_stops_when_the_model_fails_to_load(
+    tmp_path: Path, s2_jp2: dict, fitted_model: tuple[Path, torch.nn.Module]
+) -> None:
+    """Decoding starts before the network loads; a network that cannot load stops the reader
+    (and its band threads and files) at once, with the loader's error."""
+    import threading
+
+    from app_package.classify import classify_product
+    from app_package.errors import ModelError
+    from app_package.sentinel2 import open_product
+
+    spec = load_model_info(str(fitted_model[0])).spec
+    product = open_product(str(write_s2_item(tmp_path / "item.json", s2_jp2, style="common")))
+
+    def broken() -> torch.nn.Module:
+        time.sleep(0.3)  # the reader decodes meanwhile
+        raise ModelError("weights corrupt")
+
+    with pytest.raises(ModelError, match="weights corrupt"):
+        classify_product(product, broken, spec)
+    left = [t.name for t in threading.enumerate() if t.name.startswith("classify-")]
+    assert not left, left
 
 
 def test_outputs_are_valid_cog_and_stac(

@@ -198,7 +198,7 @@ def test_band_rows_decodes_each_block_once(tmp_path: Path, block: int) -> None:
 def test_reused_strip_buffers_give_the_strips_of_fresh_arrays(tmp_path: Path, s2_jp2: dict) -> None:
     """Strips built in a ring of reused buffers, consumed one at a time behind the reader thread
     as classify_product does, equal strips built in fresh arrays (no strip overwritten early)."""
-    from app_package.classify import PREFETCH_DEPTH, _prefetch
+    from app_package.classify import PREFETCH_DEPTH, Prefetch
 
     p = open_product(write_s2_item(tmp_path / "item.json", s2_jp2, style="common"))
     sources = p.require(EUROSAT_FILE_BAND_ORDER)
@@ -213,11 +213,13 @@ def test_reused_strip_buffers_give_the_strips_of_fresh_arrays(tmp_path: Path, s2
         sources, pgrid, grid, apply_offset=True, chip_rows=1, buffers=PREFETCH_DEPTH + 2
     )
     seen = []
-    for strip in _prefetch(reused, PREFETCH_DEPTH):
+    with Prefetch(reused, PREFETCH_DEPTH) as ahead:
         import time
 
-        time.sleep(0.01)  # the reader runs ahead while this strip is "classified"
-        seen.append((strip.r0, strip.chips.copy(), strip.valid.copy()))
+        time.sleep(0.2)  # the reader starts at once: it fills the queue before we iterate
+        for strip in ahead:
+            time.sleep(0.01)  # the reader runs ahead while this strip is "classified"
+            seen.append((strip.r0, strip.chips.copy(), strip.valid.copy()))
     assert len(seen) == len(fresh)
     for (r0, chips, valid), (f0, fchips, fvalid) in zip(seen, fresh, strict=True):
         assert r0 == f0 and np.array_equal(chips, fchips) and np.array_equal(valid, fvalid)
