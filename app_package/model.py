@@ -19,6 +19,15 @@ from app_package.errors import InputError, ModelError
 
 ARCHITECTURES: tuple[str, ...] = ("smallcnn", "resnet18")
 DEFAULT_ARCH = "smallcnn"
+# SmallCNN's head for new models, kept in `ModelSpec.extra` so that a saved model is rebuilt the
+# way it was trained: models saved before these options carry neither key and get the old head.
+#   pool "meanstd": per-channel mean and standard deviation of the last feature map (not only the
+#     mean), so the head sees how much each feature varies over the chip;
+#   band_stats: a linear term on each input band's mean and standard deviation over the chip
+#     (standardised by a BatchNorm), added to the logits: the spectral signal reaches the output
+#     directly instead of only through the convolutions.
+SMALLCNN_POOLINGS: tuple[str, ...] = ("avg", "meanstd")
+SMALLCNN_HEAD: dict[str, Any] = {"pool": "meanstd", "band_stats": True}
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class ModelSpec:
             bands=tuple(bands),
             mean=tuple(EUROSAT_MEAN[b] for b in bands),
             std=tuple(EUROSAT_STD[b] for b in bands),
+            extra=dict(SMALLCNN_HEAD) if arch == "smallcnn" else {},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,11 +112,56 @@ def _conv_bn(cin: int, cout: int, stride: int) -> nn.Sequential:
     )
 
 
-class SmallCNN(nn.Module):
-    """A small, fast CNN: a stride-2 stem, since full-resolution convolutions dominate cost."""
+def _mean_std(f: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] -> [N, 2C] float32: each channel's mean, then its standard deviation.
 
-    def __init__(self, in_channels: int, num_classes: int, width: int = 32) -> None:
+    Two plain reductions (mean and mean square) rather than `torch.std_mean`, which is several
+    times slower on the CPU; on a chip's input bands (no gradient) the mean square comes from
+    `vector_norm`, which reads the tensor once without materialising its square.
+    """
+    f = f.float()
+    mean = f.mean((2, 3))
+    if f.requires_grad:
+        mean_sq = (f * f).mean((2, 3))
+    else:
+        mean_sq = torch.linalg.vector_norm(f, dim=(2, 3)).square() / (f.shape[2] * f.shape[3])
+    std = (mean_sq - mean * mean).clamp_min(0).add(1e-5).sqrt()
+    return torch.cat([mean, std], 1)
+
+
+class _BatchNorm1dAnyBatch(nn.BatchNorm1d):
+    """BatchNorm1d that also trains on a 1-chip batch (e.g. the last one of an epoch), with its
+    running statistics there; BatchNorm2d has the pixels, this one has only the batch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1:
+            return nn.functional.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
+        return super().forward(x)
+
+
+class SmallCNN(nn.Module):
+    """A small, fast CNN: a stride-2 stem, since full-resolution convolutions dominate cost.
+
+    `pool` and `band_stats` choose the head (see `SMALLCNN_HEAD`); the defaults are the original
+    average-pooled head, which models saved without these keys in their spec were trained with.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        width: int = 32,
+        *,
+        pool: str = "avg",
+        band_stats: bool = False,
+    ) -> None:
         super().__init__()
+        if pool not in SMALLCNN_POOLINGS:
+            raise ModelError(
+                f"unknown SmallCNN pooling {pool!r}: choose one of {', '.join(SMALLCNN_POOLINGS)}"
+            )
         w = width
         self.features = nn.Sequential(
             _conv_bn(in_channels, w, 2),  # 64 -> 32
@@ -115,11 +170,29 @@ class SmallCNN(nn.Module):
             _conv_bn(2 * w, 4 * w, 2),  # 16 -> 8
             _conv_bn(4 * w, 4 * w, 1),
         )
+        self.pool_mode = pool
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(4 * w, num_classes))
+        feat = 8 * w if pool == "meanstd" else 4 * w
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(feat, num_classes))
+        self.band_stats: nn.Module | None = None
+        if band_stats:
+            self.band_stats = nn.Sequential(
+                _BatchNorm1dAnyBatch(2 * in_channels), nn.Linear(2 * in_channels, num_classes)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.features(x)))
+        f = self.features(x)
+        if self.pool_mode == "avg" and self.band_stats is None:
+            return self.head(self.pool(f))  # the original head, unchanged
+        # the statistics and the (tiny) linear layers in float32 even under bf16 autocast:
+        # differences of squares and small logit margins are where bf16 would flip classes
+        with torch.autocast(x.device.type, enabled=False):
+            out = self.head(_mean_std(f) if self.pool_mode == "meanstd" else self.pool(f).float())
+            if self.band_stats is not None:
+                # from every other row (half the pixels, whole rows: contiguous reads):
+                # these reductions are memory-bound; full-chip ones cost ~15% of the forward
+                out = out + self.band_stats(_mean_std(x[:, :, ::2, :]))
+        return out
 
 
 class _BasicBlock(nn.Module):
@@ -168,7 +241,12 @@ class ResNet18(nn.Module):
 def build_model(spec: ModelSpec) -> nn.Module:
     """An untrained network for `spec` (architecture, band count, class count)."""
     if spec.arch == "smallcnn":
-        return SmallCNN(len(spec.bands), len(spec.classes))
+        return SmallCNN(
+            len(spec.bands),
+            len(spec.classes),
+            pool=str(spec.extra.get("pool", "avg")),
+            band_stats=bool(spec.extra.get("band_stats", False)),
+        )
     if spec.arch == "resnet18":
         return ResNet18(len(spec.bands), len(spec.classes))
     raise InputError(

@@ -49,6 +49,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     lr_schedule: str = "cosine"
     patience: int = 5  # epochs without val-loss improvement before stopping; 0 = never stop early
+    # after early stopping: retrain from the same initial weights on train + validation chips for
+    # the best epoch count, so the final model also learns from the validation chips
+    refit: bool = True
     samples_per_class: int | None = None
     val_fraction: float = 0.2
     test_fraction: float = 0.2
@@ -162,6 +165,22 @@ class ChipBatches:
         self.scale = torch.from_numpy(self._scale_np).to(device).view(1, -1, 1, 1)
         self.shift = torch.from_numpy(self._shift_np).to(device).view(1, -1, 1, 1)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def concat(self, other: ChipBatches) -> ChipBatches:
+        """These chips followed by `other`'s (same device and normalisation), held once more."""
+        import torch
+
+        out = object.__new__(ChipBatches)
+        out.__dict__.update(self.__dict__)
+        out.n = self.n + other.n
+        out.y = torch.cat([self.y, other.y])
+        if self.xn is not None and other.xn is not None:
+            out.xn = np.concatenate([self.xn, other.xn])
+        elif self.x is not None and other.x is not None:
+            out.x = torch.cat([self.x, other.x])
+        else:
+            raise DataError("cannot concatenate chips held on different devices")
+        return out
 
     def batch(
         self, idx: torch.Tensor, *, augment: bool = False, generator: torch.Generator | None = None
@@ -320,7 +339,11 @@ def fit(
     on_epoch: EpochCallback = _no_epoch_callback,
     progress: Callable[[float, str], None] = no_progress,
 ) -> FitResult:
-    """Train `model` in place; keeps the weights of the epoch with the lowest validation loss."""
+    """Train `model` in place: the epoch with the lowest validation loss wins.
+
+    Without `config.refit` the model keeps that epoch's weights; with it (the default) the run
+    is repeated from the same initial weights on train + validation chips for that many epochs.
+    """
     import torch
 
     device = train_data.device
@@ -329,24 +352,22 @@ def fit(
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
+    init_state = (
+        {k: v.detach().clone() for k, v in model.state_dict().items()} if config.refit else None
+    )
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config)
     gen = torch.Generator().manual_seed(config.seed)
-    history: list[EpochStats] = []
-    best_loss, best_epoch, best_state = math.inf, 0, None
-    stopped_early = False
-    t_fit = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        t0 = time.perf_counter()
+
+    def train_epoch(data: ChipBatches, optimizer: torch.optim.Optimizer) -> tuple[float, float]:
+        """One pass over `data` in random order: (mean training loss, training accuracy)."""
         model.train()
-        lr = float(optimizer.param_groups[0]["lr"])
-        perm = torch.randperm(train_data.n, generator=gen)
+        perm = torch.randperm(data.n, generator=gen)
         sum_loss = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.int64)
-        n_batches = math.ceil(train_data.n / config.batch_size)
-        for b in range(n_batches):
+        for b in range(math.ceil(data.n / config.batch_size)):
             idx = perm[b * config.batch_size : (b + 1) * config.batch_size]
-            xb, yb = train_data.batch(idx, augment=config.augment, generator=gen)
+            xb, yb = data.batch(idx, augment=config.augment, generator=gen)
             with _autocast(device, config.amp):
                 logits = model(xb)
                 loss = torch.nn.functional.cross_entropy(logits.float(), yb)
@@ -355,15 +376,25 @@ def fit(
             optimizer.step()
             sum_loss += loss.detach() * len(idx)
             correct += (logits.detach().argmax(1) == yb).sum()
-        scheduler.step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+        return float(sum_loss.item()) / data.n, float(correct.item()) / data.n
+
+    history: list[EpochStats] = []
+    best_loss, best_epoch, best_state = math.inf, 0, None
+    stopped_early = False
+    t_fit = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        lr = float(optimizer.param_groups[0]["lr"])
+        train_loss, train_acc = train_epoch(train_data, optimizer)
+        scheduler.step()
         train_seconds = time.perf_counter() - t0
         val_loss, val_acc = _evaluate(model, val_data, config.amp)
         stats = EpochStats(
             epoch=epoch,
-            train_loss=float(sum_loss.item()) / train_data.n,
-            train_accuracy=float(correct.item()) / train_data.n,
+            train_loss=train_loss,
+            train_accuracy=train_acc,
             val_loss=val_loss,
             val_accuracy=val_acc,
             lr=lr,
@@ -373,7 +404,7 @@ def fit(
         history.append(stats)
         on_epoch(stats)
         progress(
-            100.0 * epoch / config.epochs,
+            (90.0 if config.refit else 100.0) * epoch / config.epochs,
             f"epoch {epoch}/{config.epochs}: loss {stats.train_loss:.3f}, val acc {val_acc:.3f}",
         )
         logger.info(
@@ -388,6 +419,19 @@ def fit(
             stopped_early = True
             logger.info("early stop: no val-loss improvement for %d epochs", config.patience)
             break
+    if init_state is not None and best_epoch > 0:
+        # the same run (initial weights, optimizer, LR schedule) on train + validation chips,
+        # stopped at the epoch the validation loss chose: no chips of the training data are lost
+        logger.info("refit on train + validation chips for %d epochs", best_epoch)
+        progress(90.0, f"refit on train + validation chips for {best_epoch} epochs")
+        model.load_state_dict(init_state)
+        optimizer = make_optimizer(model, config)
+        scheduler = make_scheduler(optimizer, config)
+        both = train_data.concat(val_data)
+        for _ in range(best_epoch):
+            train_epoch(both, optimizer)
+            scheduler.step()
+        best_state = None  # keep the refit weights
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -530,6 +574,7 @@ def train(config: TrainConfig, progress: ProgressCallback = no_progress) -> Trai
         report["epochs_run"] = len(result.history)
         report["best_epoch"] = result.best_epoch
         report["stopped_early"] = result.stopped_early
+        report["refit_epochs"] = result.best_epoch if config.refit else 0
         run.log_test_metrics(report)
         cpu_model = result.model.to("cpu").to(memory_format=torch.contiguous_format).float()
         progress(90.0, f"logging and registering the model as {config.model_name}")

@@ -181,8 +181,36 @@ def test_batch_size_sets_the_number_of_steps() -> None:
 
         model.register_forward_pre_hook(count)
         data = ChipBatches(x, y, spec, torch.device("cpu"))
-        fit(model, data, data, TrainConfig(stac="x", output=Path("o"), epochs=1, batch_size=bs))
+        cfg = TrainConfig(stac="x", output=Path("o"), epochs=1, batch_size=bs, refit=False)
+        fit(model, data, data, cfg)
         assert len(sizes) == steps and max(sizes) == bs
+
+
+def test_refit_retrains_on_train_and_validation_chips_for_the_best_epoch_count() -> None:
+    x, y = synthetic(4)  # 40 chips: 30 train, 10 validation
+    spec = ModelSpec.for_bands("smallcnn", TrainConfig(stac="", output=Path()).resolved_bands())
+    train_data = ChipBatches(x[:30], y[:30], spec, torch.device("cpu"))
+    val_data = ChipBatches(x[30:], y[30:], spec, torch.device("cpu"))
+    cfg = TrainConfig(stac="x", output=Path("o"), epochs=3, batch_size=64, patience=0, amp=False)
+    states = {}
+    for refit in (False, True):
+        torch.manual_seed(0)
+        model = build_model(spec)
+        sizes: list[int] = []
+
+        def count(m: torch.nn.Module, args: tuple, sizes: list[int] = sizes) -> None:
+            if m.training:
+                sizes.append(args[0].shape[0])
+
+        model.register_forward_pre_hook(count)
+        res = fit(model, train_data, val_data, replace(cfg, refit=refit))
+        assert len(res.history) == 3 and 1 <= res.best_epoch <= 3
+        # one batch per epoch: 3 epochs on the 30 training chips, then (refit) best_epoch
+        # epochs on all 40 chips
+        assert sizes == [30] * 3 + ([40] * res.best_epoch if refit else [])
+        states[refit] = res.model.state_dict()
+    assert not torch.equal(states[False]["head.2.weight"], states[True]["head.2.weight"])
+    assert TrainConfig(stac="x", output=Path("o")).refit, "refit is the default recipe"
 
 
 def test_optimizer_and_weight_decay_reach_the_optimizer() -> None:
