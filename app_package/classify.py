@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     import torch
     from rasterio.crs import CRS
 
-    from app_package.model import ModelSpec
+    from app_package.model_spec import ModelSpec
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from app_package.bands import BANDS_BY_NAME, EUROSAT_CLASSES
-from app_package.model import SPEC_FILE, WEIGHTS_FILE, ModelSpec
+from app_package.model_spec import SPEC_FILE, WEIGHTS_FILE, ModelSpec
 
 STAC_VERSION = "1.1.0"
 MLM_EXTENSION = "https://stac-extensions.github.io/mlm/v1.5.2/schema.json"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app_package.errors import AppPackageError, ModelError, NotFoundError, TrackingError
-from app_package.model import SPEC_FILE, WEIGHTS_FILE, ModelSpec
+from app_package.model_spec import SPEC_FILE, WEIGHTS_FILE, ModelSpec
 
 if TYPE_CHECKING:
     from torch import nn

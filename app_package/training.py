@@ -20,7 +20,7 @@ import numpy as np
 
 from app_package.bands import EUROSAT_CLASS_NAMES, parse_bands
 from app_package.errors import DataError, InputError
-from app_package.model import ARCHITECTURES, ModelSpec
+from app_package.model_spec import ARCHITECTURES, ModelSpec
 from app_package.progress import ProgressCallback, no_progress, scaled
 
 if TYPE_CHECKING:
