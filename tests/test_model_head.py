@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,15 @@ BANDS = ("B02", "B03", "B04", "B08")
 
 def test_new_smallcnn_specs_carry_the_head_and_round_trip() -> None:
     spec = ModelSpec.for_bands("smallcnn", BANDS)
-    assert spec.extra == SMALLCNN_HEAD == {"pool": "meanstd", "band_stats": True}
+    assert spec.extra == SMALLCNN_HEAD == {"pool": "meanstd", "band_stats": False}
     assert ModelSpec.from_dict(spec.to_dict()).extra == SMALLCNN_HEAD
     assert ModelSpec.for_bands("resnet18", BANDS).extra == {}
     model = build_model(spec)
     assert isinstance(model, SmallCNN) and model.pool_mode == "meanstd"
-    assert model.band_stats is not None
+    assert model.band_stats is None
+    with_stats = build_model(replace(spec, extra={"pool": "meanstd", "band_stats": True}))
+    assert isinstance(with_stats, SmallCNN) and with_stats.band_stats is not None
+    assert with_stats(torch.randn(3, len(BANDS), 64, 64)).shape == (3, 10)
     assert model.head[-1].in_features == 2 * 128  # mean and std of 128 channels
     x = torch.randn(3, len(BANDS), 64, 64)
     assert model(x).shape == (3, 10)
