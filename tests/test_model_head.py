@@ -52,7 +52,7 @@ def test_models_saved_before_the_head_load_as_they_were_trained(tmp_path: Path) 
     old = SmallCNN(len(BANDS), 10).eval()  # the original architecture
     weights, _ = save_local(old, old_spec, tmp_path)
     loaded = load_local(weights, old_spec)
-    assert loaded.pool_mode == "avg" and loaded.band_stats is None  # type: ignore[union-attr]
+    assert loaded.pool_mode == "avg" and loaded.band_stats is None
     x = torch.randn(2, len(BANDS), 64, 64)
     with torch.no_grad():
         assert torch.equal(loaded(x), old(x))
@@ -61,7 +61,7 @@ def test_models_saved_before_the_head_load_as_they_were_trained(tmp_path: Path) 
     new_weights, _ = save_local(build_model(new_spec), new_spec, tmp_path / "new")
     with pytest.raises(ModelError):
         load_local(new_weights, old_spec)
-    assert load_local(new_weights, new_spec).pool_mode == "meanstd"  # type: ignore[union-attr]
+    assert load_local(new_weights, new_spec).pool_mode == "meanstd"
 
 
 def test_mean_std_matches_torch_with_and_without_gradients() -> None:
