@@ -81,6 +81,28 @@ def _sql(url: str, query: str) -> list[tuple[Any, ...]]:
 
 
 # ==================================================================== the store and the rules
+def test_tinydb_store_file_stays_plain_json(tmp_path: Path) -> None:
+    """The embedded store writes plain UTF-8 JSON that stock TinyDB reads (it is written with
+    orjson); idempotency keys and updates behave as before."""
+    import json
+
+    import tinydb
+
+    from app_package.jobstore import TinyDBStore
+
+    store = TinyDBStore(tmp_path / "jobs.db")
+    job = {"identifier": "j1", "process_id": "p", "status": "accepted", "idempotency_key": "k1",
+           "created": "2026-11-26T00:00:00Z", "message": "Zürich – queued"}  # fmt: skip
+    assert store.add_unique(job, "k1")["identifier"] == "j1"
+    assert store.add_unique({**job, "identifier": "j2"}, "k1")["identifier"] == "j1"
+    assert store.update("j1", {"progress": 5}, {"accepted"})
+    doc = json.loads((tmp_path / "jobs.db").read_text(encoding="utf-8"))
+    assert doc["_default"]["1"]["message"] == "Zürich – queued"
+    with tinydb.TinyDB(tmp_path / "jobs.db", encoding="utf-8") as db:
+        assert [(j["identifier"], j["progress"]) for j in db.all()] == [("j1", 5)]
+    assert store.get("j1") == {**job, "progress": 5}
+
+
 def test_claims_are_atomic_over_workers_and_keep_the_limit(pg: PostgresServer) -> None:
     url = pg.create_database("claims")
     stores = [PostgresStore(url) for _ in range(3)]  # three workers' pools
