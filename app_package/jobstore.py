@@ -104,12 +104,22 @@ def _orjson_storage() -> type:
     from tinydb.storages import JSONStorage
 
     class OrjsonStorage(JSONStorage):
+        """Opened per `TinyDBStore._db()`, i.e. under the file lock: the file cannot change
+        behind it, so it is parsed once per opening, not once per TinyDB operation."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._data: dict[str, dict[str, Any]] | None = None
+
         def read(self) -> dict[str, dict[str, Any]] | None:
-            self._handle.seek(0)
-            text = self._handle.read()
-            return orjson.loads(text) if text else None
+            if self._data is None:
+                self._handle.seek(0)
+                text = self._handle.read()
+                self._data = orjson.loads(text) if text else None
+            return self._data
 
         def write(self, data: dict[str, dict[str, Any]]) -> None:
+            self._data = data
             self._handle.seek(0)
             self._handle.write(orjson.dumps(data).decode())
             self._handle.flush()
@@ -188,6 +198,8 @@ class TinyDBStore:
         if statuses is not None:
             cond = cond & q.status.one_of(statuses)
         with self._db() as db:
+            if not db.contains(cond):
+                return False  # TinyDB would rewrite (and fsync) the file all the same
             return bool(db.update(fields, cond))
 
     def claim(self, owner: str, max_running: int, fields: dict[str, Any]) -> list[dict[str, Any]]:
