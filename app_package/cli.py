@@ -240,6 +240,13 @@ def _add_train(sub: Any) -> None:
         help="no random flips/rotations of training chips",
     )
     p.add_argument(
+        "--no-refit",
+        dest="refit",
+        action="store_false",
+        help="keep the early-stopping epoch's weights instead of refitting on train + validation "
+        "chips for that many epochs",
+    )
+    p.add_argument(
         "--no-amp",
         dest="amp",
         action="store_false",
@@ -286,6 +293,7 @@ def _run_train(args: argparse.Namespace) -> int:
         model_name=args.model_name,
         augment=args.augment,
         amp=args.amp,
+        refit=args.refit,
     )
     with progress_bar("train") as progress:
         result = train(config, progress)

@@ -168,6 +168,16 @@ def test_loop_options_change_the_run() -> None:
     assert _fit(replace(base, amp=False))[1] != losses
 
 
+def test_cli_flags_reach_the_config() -> None:
+    from app_package.cli import build_parser
+
+    base = ["train", "--stac", "x.json", "--output", "o"]
+    args = build_parser().parse_args(base)
+    assert args.refit and args.augment and args.amp
+    args = build_parser().parse_args([*base, "--no-refit", "--no-augment", "--no-amp"])
+    assert not args.refit and not args.augment and not args.amp
+
+
 def test_batch_size_sets_the_number_of_steps() -> None:
     x, y = synthetic(4)  # 40 chips
     spec = ModelSpec.for_bands("smallcnn", TrainConfig(stac="", output=Path()).resolved_bands())
