@@ -120,7 +120,14 @@ def test_map_equals_model_applied_to_each_chip(
     probs, valid = per_chip_probs(model, spec, g, padded)
     expect = np.where(valid, probs.argmax(-1), 255)
     assert got.shape == (5, 7)  # 300 × 420 px: partial chips at the right and bottom kept
-    assert np.array_equal(got, expect)
+    # the reference is fp32; classify may run in bf16 (where the CPU has it), which can flip a
+    # near-tie of the two top classes: those cells must hold one of the two, all others agree
+    top2 = np.sort(probs, -1)[..., -2:]
+    tie = valid & (top2[..., 1] - top2[..., 0] < 0.02)
+    assert tie.sum() <= 2, "the fixture model should give clear classes"
+    assert np.array_equal(got[~tie], expect[~tie])
+    for r, c in zip(*np.nonzero(tie), strict=True):
+        assert got[r, c] in np.argsort(probs[r, c])[-2:]
     assert got[0, 0] == 255 and (got[1:, 1:] != 255).all()  # nodata corner only
     assert len(np.unique(got[got != 255])) > 1
     # each cell exactly over its chip: cell (r, c) spans product pixels [64r, 64r+64) …
