@@ -672,9 +672,12 @@ def _forked_main(job_id: str, env: dict[str, str]) -> None:
 
 
 def _kill_group(pid: int, child: Child | None = None) -> None:
-    """SIGTERM the process group, SIGKILL it after a grace period."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
+    """SIGTERM the process group, SIGKILL it after a grace period.
+
+    A child forked a moment ago may not lead its group yet (its first act is `setsid`): then
+    the process itself is signalled.
+    """
+    _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + KILL_GRACE_S
     while time.monotonic() < deadline:
         if child is not None and child.poll() is not None:
@@ -682,10 +685,19 @@ def _kill_group(pid: int, child: Child | None = None) -> None:
         if child is None and not _alive(pid):
             break
         time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+    _signal_group(pid, signal.SIGKILL)
     if child is not None:
         child.wait(timeout=2)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:  # no such group (yet): the process alone
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+    except PermissionError:
+        pass
 
 
 def _alive(pid: int) -> bool:

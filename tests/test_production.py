@@ -238,7 +238,10 @@ def test_any_worker_polls_and_dismisses_any_job(
                    config=_config(tmp_path)).start()  # fmt: skip
     try:
         job = srv.submit("sleep", {"steps": 300, "seconds": 0.2})
-        other.wait(job, ("running",), timeout=30)
+        other.wait(job, ("running",), timeout=30)  # claimed: its process starts right after
+        deadline = time.monotonic() + 10
+        while not _job_processes(job) and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert _job_processes(job)
         r = requests.delete(f"{other.url}/jobs/{job}", timeout=10)
         assert r.status_code == 200 and r.json()["status"] == "dismissed"
