@@ -278,7 +278,7 @@ def read_strips(
             dest = block[i, : y1c - y0, : pgrid.width]
             with rasterio.Env(**gdal_env):
                 rows_ = band.read(n0, n1)
-            if f == 1:  # look-up straight into the strip: no intermediate copy
+            if f == 1:  # the offset straight into the strip: no intermediate copy
                 to_model_scale(rows_, s.offset, apply_offset, out=dest)
             else:
                 native = to_model_scale(rows_, s.offset, apply_offset)

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pygeoapi.process.base import (
     BaseProcessor,
@@ -197,7 +197,7 @@ class ChildProcessManager(BaseManager):
         # callbacks are checked again when sent: a host may resolve elsewhere by then
         self.callback_policy = HrefPolicy.from_config(manager_def)
         self.owner = Owner.me()
-        self._children: dict[str, Child] = {}
+        self._children: dict[str, ForkedChild] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -577,22 +577,6 @@ def _post(url: str, body: dict[str, Any], policy: HrefPolicy | None = None) -> N
         logger.warning("callback to %s failed: %s", url, e)
 
 
-class Child(Protocol):
-    """The calls the supervisor makes on a job's process (as `subprocess.Popen` has them)."""
-
-    @property
-    def pid(self) -> int: ...
-
-    @property
-    def returncode(self) -> int | None: ...
-
-    def poll(self) -> int | None: ...
-
-    def wait(self, timeout: float | None = None) -> int | None: ...
-
-    def close(self) -> None: ...
-
-
 @dataclass
 class ForkedChild:
     """A job's process forked by the fork server (`multiprocessing` knows its exit code).
@@ -671,7 +655,7 @@ def _forked_main(job_id: str, env: dict[str, str]) -> None:
     main([job_id])
 
 
-def _kill_group(pid: int, child: Child | None = None) -> None:
+def _kill_group(pid: int, child: ForkedChild | None = None) -> None:
     """SIGTERM the process group, SIGKILL it after a grace period.
 
     A child forked a moment ago may not lead its group yet (its first act is `setsid`): then

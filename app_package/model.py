@@ -15,25 +15,11 @@ from torch import nn
 
 from app_package.errors import InputError, ModelError
 from app_package.model_spec import (
-    ARCHITECTURES as ARCHITECTURES,
-)
-from app_package.model_spec import (
-    DEFAULT_ARCH as DEFAULT_ARCH,
-)
-from app_package.model_spec import (
-    SMALLCNN_HEAD as SMALLCNN_HEAD,
-)
-from app_package.model_spec import (
-    SMALLCNN_POOLINGS as SMALLCNN_POOLINGS,
-)
-from app_package.model_spec import (
-    SPEC_FILE as SPEC_FILE,
-)
-from app_package.model_spec import (
-    WEIGHTS_FILE as WEIGHTS_FILE,
-)
-from app_package.model_spec import (
-    ModelSpec as ModelSpec,
+    ARCHITECTURES,
+    SMALLCNN_POOLINGS,
+    SPEC_FILE,
+    WEIGHTS_FILE,
+    ModelSpec,
 )
 
 
@@ -71,7 +57,7 @@ def _mean_std(f: torch.Tensor) -> torch.Tensor:
     """[N, C, H, W] -> [N, 2C] float32: each channel's mean, then its standard deviation.
 
     Two plain reductions (mean and mean square) rather than `torch.std_mean`, which is several
-    times slower on the CPU; on a chip's input bands (no gradient) the mean square comes from
+    times slower on the CPU; without gradients (inference) the mean square comes from
     `vector_norm`, which reads the tensor once without materialising its square.
     """
     f = f.float()
@@ -84,23 +70,11 @@ def _mean_std(f: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, std], 1)
 
 
-class _BatchNorm1dAnyBatch(nn.BatchNorm1d):
-    """BatchNorm1d that also trains on a 1-chip batch (e.g. the last one of an epoch), with its
-    running statistics there; BatchNorm2d has the pixels, this one has only the batch."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and x.shape[0] == 1:
-            return nn.functional.batch_norm(
-                x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
-            )
-        return super().forward(x)
-
-
 class SmallCNN(nn.Module):
     """A small, fast CNN: a stride-2 stem, since full-resolution convolutions dominate cost.
 
-    `pool` and `band_stats` choose the head (see `SMALLCNN_HEAD`); the defaults are the original
-    average-pooled head, which models saved without these keys in their spec were trained with.
+    `pool` chooses the head (see `SMALLCNN_HEAD`); the default is the original average-pooled
+    head, which models saved without that key in their spec were trained with.
     """
 
     def __init__(
@@ -110,7 +84,6 @@ class SmallCNN(nn.Module):
         width: int = 32,
         *,
         pool: str = "avg",
-        band_stats: bool = False,
     ) -> None:
         super().__init__()
         if pool not in SMALLCNN_POOLINGS:
@@ -129,25 +102,15 @@ class SmallCNN(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         feat = 8 * w if pool == "meanstd" else 4 * w
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(feat, num_classes))
-        self.band_stats: nn.Module | None = None
-        if band_stats:
-            self.band_stats = nn.Sequential(
-                _BatchNorm1dAnyBatch(2 * in_channels), nn.Linear(2 * in_channels, num_classes)
-            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.features(x)
-        if self.pool_mode == "avg" and self.band_stats is None:
+        if self.pool_mode == "avg":
             return self.head(self.pool(f))  # the original head, unchanged
-        # the statistics and the (tiny) linear layers in float32 even under bf16 autocast:
+        # the statistics and the (tiny) linear layer in float32 even under bf16 autocast:
         # differences of squares and small logit margins are where bf16 would flip classes
         with torch.autocast(x.device.type, enabled=False):
-            out = self.head(_mean_std(f) if self.pool_mode == "meanstd" else self.pool(f).float())
-            if self.band_stats is not None:
-                # from every other row (half the pixels, whole rows: contiguous reads):
-                # these reductions are memory-bound; full-chip ones cost ~15% of the forward
-                out = out + self.band_stats(_mean_std(x[:, :, ::2, :]))
-        return out
+            return self.head(_mean_std(f))
 
 
 class _BasicBlock(nn.Module):
@@ -200,7 +163,6 @@ def build_model(spec: ModelSpec) -> nn.Module:
             len(spec.bands),
             len(spec.classes),
             pool=str(spec.extra.get("pool", "avg")),
-            band_stats=bool(spec.extra.get("band_stats", False)),
         )
     if spec.arch == "resnet18":
         return ResNet18(len(spec.bands), len(spec.classes))
@@ -223,8 +185,6 @@ def resolve_device(device: str) -> torch.device:
 
 
 # ---- portable local format: a folder with weights (state_dict) and spec JSON ----
-
-
 def save_local(model: nn.Module, spec: ModelSpec, folder: Path) -> tuple[Path, Path]:
     """Write `model.pt` (a plain state_dict, loadable with weights_only=True) and `model.json`."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -167,6 +167,7 @@ def _resolve_mlflow(uri: str, tracking_uri: str | None = None) -> ModelRef:
     try:
         with _global_uri(store):
             info = mlflow.models.get_model_info(uri)
+            version = _registry_version(uri)
     except (MlflowException, OSError) as e:
         raise failed(e) from e
     meta = info.metadata or {}
@@ -176,8 +177,6 @@ def _resolve_mlflow(uri: str, tracking_uri: str | None = None) -> ModelRef:
             "metadata={'app_package_spec': spec.to_dict()} so inference knows its bands"
         )
     spec = ModelSpec.from_dict(meta[SPEC_METADATA_KEY])
-    with _global_uri(store):
-        version = _registry_version(uri)
 
     def load() -> nn.Module:
         try:

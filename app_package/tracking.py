@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
     from torch import nn
 
-    from app_package.model import ModelSpec
+    from app_package.model_spec import ModelSpec
     from app_package.training import EpochStats
 
 logger = logging.getLogger(__name__)
@@ -376,7 +376,7 @@ def load_model(uri: str, tracking_uri: str | None = None) -> tuple[nn.Module, Mo
     import mlflow.models
     import mlflow.pytorch
 
-    from app_package.model import ModelSpec
+    from app_package.model_spec import ModelSpec
 
     with _global_uri(resolve_tracking_uri(tracking_uri)):
         model = mlflow.pytorch.load_model(uri, map_location="cpu")

@@ -112,7 +112,8 @@ def make_model(tile_dir: Path, arch: str) -> Path:
     import torch
 
     from app_package.bands import EUROSAT_FILE_BAND_ORDER
-    from app_package.model import ModelSpec, build_model, save_local
+    from app_package.model import build_model, save_local
+    from app_package.model_spec import ModelSpec
 
     folder = tile_dir / f"model-{arch}"
     spec = ModelSpec.for_bands(arch, EUROSAT_FILE_BAND_ORDER)

@@ -47,7 +47,8 @@ def cuda_vs_cpu(cfg: Any, n: int, epochs: int) -> dict[str, Any]:
     """Same recipe, same seed, synthetic train/test split: accuracy on CPU and on the GPU."""
     import torch
 
-    from app_package.model import ModelSpec, build_model
+    from app_package.model import build_model
+    from app_package.model_spec import ModelSpec
     from app_package.training import ChipBatches, fit, predict_logits
 
     bands = cfg.resolved_bands()
@@ -81,7 +82,8 @@ def throughput(cfg: Any, n: int, epochs: int) -> dict[str, Any]:
     """Median training chips/s over epochs after the first (warm-up), full data path."""
     import torch
 
-    from app_package.model import ModelSpec, build_model, resolve_device
+    from app_package.model import build_model, resolve_device
+    from app_package.model_spec import ModelSpec
     from app_package.training import ChipBatches, fit
 
     device = resolve_device(cfg.device)
@@ -150,7 +152,8 @@ def mlflow_overhead(cfg: Any, n: int, epochs: int) -> dict[str, Any]:
     """Training wall time with tracking off and on (sqlite store), same data, same process."""
     import torch
 
-    from app_package.model import ModelSpec, build_model, resolve_device
+    from app_package.model import build_model, resolve_device
+    from app_package.model_spec import ModelSpec
     from app_package.tracking import Tracker
     from app_package.training import ChipBatches, fit
 
@@ -218,7 +221,8 @@ def real_data_cv(
     from sklearn.preprocessing import StandardScaler
 
     from app_package.metrics import classification_report
-    from app_package.model import ModelSpec, build_model, resolve_device
+    from app_package.model import build_model, resolve_device
+    from app_package.model_spec import ModelSpec
     from app_package.training import ChipBatches, fit, predict_logits
 
     device = resolve_device(cfg.device)

@@ -16,8 +16,9 @@ from app_package.bands import EUROSAT_CLASS_NAMES, EUROSAT_FILE_BAND_ORDER
 from app_package.classify import classify, offset_lut, to_model_scale
 from app_package.cli import main
 from app_package.cog import write_class_cog
-from app_package.model import ModelSpec, build_model, normalise, save_local
+from app_package.model import build_model, normalise, save_local
 from app_package.model_source import load_model_info
+from app_package.model_spec import ModelSpec
 from app_package.stac_validation import validate_catalog
 from app_package.tiling import ChipGrid, ProbabilityMosaic
 from tests.conftest import SHARED_SCHEMAS

@@ -10,7 +10,7 @@ import pytest
 from app_package.bands import EUROSAT_CLASSES, EUROSAT_MEAN, EUROSAT_STD
 from app_package.errors import DataError
 from app_package.mlm import MLM_EXTENSION, ModelItemInfo, item_id, model_item, write_catalog
-from app_package.model import ModelSpec
+from app_package.model_spec import ModelSpec
 from app_package.stac_validation import validate_catalog, validate_stac
 from tests.conftest import SHARED_SCHEMAS
 

@@ -2,37 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from app_package.errors import ModelError
-from app_package.model import (
-    SMALLCNN_HEAD,
-    ModelSpec,
-    SmallCNN,
-    _mean_std,
-    build_model,
-    load_local,
-    save_local,
-)
+from app_package.model import SmallCNN, _mean_std, build_model, load_local, save_local
+from app_package.model_spec import SMALLCNN_HEAD, ModelSpec
 
 BANDS = ("B02", "B03", "B04", "B08")
 
 
 def test_new_smallcnn_specs_carry_the_head_and_round_trip() -> None:
     spec = ModelSpec.for_bands("smallcnn", BANDS)
-    assert spec.extra == SMALLCNN_HEAD == {"pool": "meanstd", "band_stats": False}
+    assert spec.extra == SMALLCNN_HEAD == {"pool": "meanstd"}
     assert ModelSpec.from_dict(spec.to_dict()).extra == SMALLCNN_HEAD
     assert ModelSpec.for_bands("resnet18", BANDS).extra == {}
     model = build_model(spec)
     assert isinstance(model, SmallCNN) and model.pool_mode == "meanstd"
-    assert model.band_stats is None
-    with_stats = build_model(replace(spec, extra={"pool": "meanstd", "band_stats": True}))
-    assert isinstance(with_stats, SmallCNN) and with_stats.band_stats is not None
-    assert with_stats(torch.randn(3, len(BANDS), 64, 64)).shape == (3, 10)
     assert model.head[-1].in_features == 2 * 128  # mean and std of 128 channels
     x = torch.randn(3, len(BANDS), 64, 64)
     assert model(x).shape == (3, 10)
@@ -52,7 +40,7 @@ def test_models_saved_before_the_head_load_as_they_were_trained(tmp_path: Path) 
     old = SmallCNN(len(BANDS), 10).eval()  # the original architecture
     weights, _ = save_local(old, old_spec, tmp_path)
     loaded = load_local(weights, old_spec)
-    assert loaded.pool_mode == "avg" and loaded.band_stats is None
+    assert loaded.pool_mode == "avg"
     x = torch.randn(2, len(BANDS), 64, 64)
     with torch.no_grad():
         assert torch.equal(loaded(x), old(x))

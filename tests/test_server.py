@@ -253,7 +253,7 @@ def test_process_list_and_descriptions_are_complete(server: Server) -> None:
 def test_process_enums_match_the_library() -> None:
     """The description's choices are the library's (no accepted-but-ignored values)."""
     from app_package import training
-    from app_package.model import ARCHITECTURES
+    from app_package.model_spec import ARCHITECTURES
     from processes.training import PROCESS_METADATA as T
 
     assert T["inputs"]["optimizer"]["schema"]["enum"] == list(training.OPTIMIZERS)

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from app_package.errors import NotFoundError, TrackingError
-from app_package.model import ModelSpec, build_model
+from app_package.model import build_model
+from app_package.model_spec import ModelSpec
 from app_package.tracking import (
     RegisteredModel,
     Tracker,

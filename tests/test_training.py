@@ -15,7 +15,8 @@ import torch
 
 from app_package.bands import EUROSAT_CLASS_NAMES
 from app_package.errors import AppPackageError, DataError, InputError, TrackingError
-from app_package.model import ModelSpec, build_model, load_local
+from app_package.model import build_model, load_local
+from app_package.model_spec import ModelSpec
 from app_package.training import (
     ChipBatches,
     TrainConfig,
@@ -178,18 +179,24 @@ def test_cli_flags_reach_the_config() -> None:
     assert not args.refit and not args.augment and not args.amp
 
 
+def training_batch_sizes(model: torch.nn.Module) -> list[int]:
+    """The sizes of the batches `model` is trained on from now on (filled as it trains)."""
+    sizes: list[int] = []
+
+    def count(m: torch.nn.Module, args: tuple) -> None:
+        if m.training:
+            sizes.append(args[0].shape[0])
+
+    model.register_forward_pre_hook(count)
+    return sizes
+
+
 def test_batch_size_sets_the_number_of_steps() -> None:
     x, y = synthetic(4)  # 40 chips
     spec = ModelSpec.for_bands("smallcnn", TrainConfig(stac="", output=Path()).resolved_bands())
     for bs, steps in ((16, 3), (8, 5)):
         model = build_model(spec)
-        sizes: list[int] = []
-
-        def count(m: torch.nn.Module, args: tuple, sizes: list[int] = sizes) -> None:
-            if m.training:
-                sizes.append(args[0].shape[0])
-
-        model.register_forward_pre_hook(count)
+        sizes = training_batch_sizes(model)
         data = ChipBatches(x, y, spec, torch.device("cpu"))
         cfg = TrainConfig(stac="x", output=Path("o"), epochs=1, batch_size=bs, refit=False)
         fit(model, data, data, cfg)
@@ -206,13 +213,7 @@ def test_refit_retrains_on_train_and_validation_chips_for_the_best_epoch_count()
     for refit in (False, True):
         torch.manual_seed(0)
         model = build_model(spec)
-        sizes: list[int] = []
-
-        def count(m: torch.nn.Module, args: tuple, sizes: list[int] = sizes) -> None:
-            if m.training:
-                sizes.append(args[0].shape[0])
-
-        model.register_forward_pre_hook(count)
+        sizes = training_batch_sizes(model)
         res = fit(model, train_data, val_data, replace(cfg, refit=refit))
         assert len(res.history) == 3 and 1 <= res.best_epoch <= 3
         # one batch per epoch: 3 epochs on the 30 training chips, then (refit) best_epoch

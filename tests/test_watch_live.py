@@ -35,7 +35,8 @@ def _model(folder: Path) -> Path:
     import torch
 
     from app_package.bands import EUROSAT_FILE_BAND_ORDER
-    from app_package.model import ModelSpec, build_model, save_local
+    from app_package.model import build_model, save_local
+    from app_package.model_spec import ModelSpec
 
     torch.manual_seed(0)
     spec = ModelSpec.for_bands("smallcnn", EUROSAT_FILE_BAND_ORDER)
