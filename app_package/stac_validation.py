@@ -1,6 +1,7 @@
 """Offline STAC validation: STAC core schemas bundled in pystac, extension schemas from a folder.
 
-`schema_root` is a folder laid out by URL, e.g. ../shared/schemas: the schema
+`schema_root` is a folder laid out by URL (default: `BUNDLED_SCHEMAS`, the released schemas of
+the extensions this package writes, shipped with it): the schema
 `https://stac-extensions.github.io/<ext>/<ver>/schema.json` is read from
 `<schema_root>/stac-extensions.github.io/<ext>/<ver>/schema.json`. Nothing
 is fetched over the network: a schema that is neither bundled nor under `schema_root` is an error
@@ -23,11 +24,13 @@ from app_package.errors import DataError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
+BUNDLED_SCHEMAS = Path(__file__).resolve().parent / "schemas"
+
 
 class OfflineSTACValidator(JsonSchemaSTACValidator):
     """pystac's JSON-schema validator that reads extension schemas from a local folder only."""
 
-    def __init__(self, schema_root: Path) -> None:
+    def __init__(self, schema_root: Path = BUNDLED_SCHEMAS) -> None:
         super().__init__()
         self._registry: Any = None
         self._validators: dict[str, Any] = {}
@@ -93,7 +96,7 @@ class OfflineSTACValidator(JsonSchemaSTACValidator):
 
 
 def validate_stac(
-    obj: pystac.STACObject | dict[str, Any] | str | Path, schema_root: Path
+    obj: pystac.STACObject | dict[str, Any] | str | Path, schema_root: Path = BUNDLED_SCHEMAS
 ) -> list[str]:
     """Validate one STAC object (pystac object, dict or JSON file) offline; returns schemas used.
 
@@ -118,7 +121,7 @@ def validate_stac(
         raise DataError(f"cannot validate {name}: {e}") from e
 
 
-def validate_catalog(catalog_json: str | Path, schema_root: Path) -> int:
+def validate_catalog(catalog_json: str | Path, schema_root: Path = BUNDLED_SCHEMAS) -> int:
     """Validate a saved catalog/collection and every child and item below it; returns the count.
 
     Validates the JSON files as written (pystac would migrate extension versions on reading).
@@ -149,7 +152,7 @@ def _walk(root: Path) -> Iterator[tuple[dict[str, Any], str]]:
     yield from walk_stac(str(root.resolve()))
 
 
-def stac_validator_schema_map(schema_root: Path) -> dict[str, str]:
+def stac_validator_schema_map(schema_root: Path = BUNDLED_SCHEMAS) -> dict[str, str]:
     """A `schema_map` for stac-validator (`StacValidate(..., schema_map=...)`): keeps it offline.
 
     Maps STAC core 1.1.0 and GeoJSON schema URLs to the copies bundled in pystac, the JSON Schema

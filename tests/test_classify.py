@@ -21,7 +21,7 @@ from app_package.model_source import load_model_info
 from app_package.model_spec import ModelSpec
 from app_package.stac_validation import validate_catalog
 from app_package.tiling import ChipGrid, ProbabilityMosaic
-from tests.conftest import SHARED_SCHEMAS
+from tests.conftest import SCHEMAS
 from tests.datagen import make_chip, write_s2_item, write_safe
 
 ITEM_ID = "S2A_MSIL1C_20170216T102101_T33UUU_TEST"
@@ -180,7 +180,7 @@ def test_outputs_are_valid_cog_and_stac(
     with rasterio.open(item_path.parent / "confidence.tif") as ds:
         conf = ds.read(1)
         assert np.isnan(conf[0, 0]) and np.nanmin(conf) > 0.1 and np.nanmax(conf) <= 1.0
-    assert validate_catalog(out / "catalog.json", SHARED_SCHEMAS) == 2
+    assert validate_catalog(out / "catalog.json", SCHEMAS) == 2
     assert d["properties"]["datetime"] == "2017-02-16T10:21:01Z"
     assert d["properties"]["app-package:model_uri"].endswith("model.pt")
     assert "app-package" in d["properties"]["processing:software"]
@@ -399,7 +399,7 @@ def test_real_l1c_subset_end_to_end(
         expect[2 * r // 64 : (2 * r + 1) // 64 + 1, 2 * c // 64 : (2 * c + 1) // 64 + 1] = True
     assert expect.sum() >= 1
     assert np.array_equal(got == 255, expect)
-    assert validate_catalog(cat, SHARED_SCHEMAS) == 2
+    assert validate_catalog(cat, SCHEMAS) == 2
 
 
 def test_bf16_autocast_gives_the_classes_of_fp32(

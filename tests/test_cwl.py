@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from app_package import __version__
-from tests.conftest import REPO, SHARED_SCHEMAS
+from tests.conftest import REPO, SCHEMAS
 
 CWL = REPO / "cwl"
 TRAINING = CWL / "eurosat-training.cwl"
@@ -317,7 +317,7 @@ def test_cwltool_trains_into_a_valid_stac_catalog(trained: dict[str, Any]) -> No
 
     catalog_dir = Path(trained["out"]["catalog"]["path"])
     assert catalog_dir == trained["work"] / "out" / "catalog"
-    assert validate_catalog(catalog_dir / "catalog.json", SHARED_SCHEMAS) >= 2
+    assert validate_catalog(catalog_dir / "catalog.json", SCHEMAS) >= 2
     names = {p.name for p in catalog_dir.rglob("*")}
     assert {"model.pt", "model.json", "metrics.json"} <= names
     assert "[step train_gpu] will be skipped" in trained["log"]
@@ -349,7 +349,7 @@ def test_cwltool_sweep_tracks_every_run_and_links_their_catalogs(tmp_path: Path)
     doc = json.loads(parent.read_text())
     assert doc["id"] == "eurosat-training-sweep"
     assert len([link for link in doc["links"] if link["rel"] == "child"]) == 2
-    assert validate_catalog(parent, SHARED_SCHEMAS) >= 5
+    assert validate_catalog(parent, SCHEMAS) >= 5
     client = MlflowClient(tracking)
     versions = client.search_model_versions("name='eurosat-classifier'")
     lrs = sorted(float(client.get_run(str(v.run_id)).data.params["lr"]) for v in versions)
@@ -369,7 +369,7 @@ def test_cwltool_classifies_like_the_server(
            "tracking_uri": trained["tracking_uri"]}  # fmt: skip
     _, out = run_cwl(cwltool(tmp_path, CLASSIFICATION, "tile-classification"), job, tmp_path)
     parent = Path(out["catalog"]["path"]) / "catalog.json"
-    assert validate_catalog(parent, SHARED_SCHEMAS) >= 3
+    assert validate_catalog(parent, SCHEMAS) >= 3
     children = [json.loads(parent.read_text())["links"]]
     (child_link,) = [link for link in children[0] if link["rel"] == "child"]
     child = (parent.parent / child_link["href"]).resolve()
@@ -430,7 +430,7 @@ def test_toil_scatters_classification_over_two_products(
         assert {"rel": "parent", "href": "../catalog.json", "type": "application/json"} in (
             child["links"]
         )
-    assert validate_catalog(parent, SHARED_SCHEMAS) >= 5
+    assert validate_catalog(parent, SCHEMAS) >= 5
 
 
 # ---------------------------------------------------------------- bad input

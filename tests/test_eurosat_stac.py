@@ -29,15 +29,13 @@ from app_package.stac_validation import (
     validate_stac,
     walk_json,
 )
-from tests.conftest import SHARED_SCHEMAS
+from tests.conftest import SCHEMAS
 from tests.datagen import make_chip, write_chip, write_eurosat_tree
 
 
 @pytest.fixture(scope="module")
 def schemas() -> Path:
-    if not (SHARED_SCHEMAS / "stac-extensions.github.io").is_dir():
-        pytest.skip(f"offline STAC extension schemas not found at {SHARED_SCHEMAS}")
-    return SHARED_SCHEMAS
+    return SCHEMAS
 
 
 @pytest.fixture(scope="module")

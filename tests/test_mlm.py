@@ -12,7 +12,7 @@ from app_package.errors import DataError
 from app_package.mlm import MLM_EXTENSION, ModelItemInfo, item_id, model_item, write_catalog
 from app_package.model_spec import ModelSpec
 from app_package.stac_validation import validate_catalog, validate_stac
-from tests.conftest import SHARED_SCHEMAS
+from tests.conftest import SCHEMAS
 
 
 def _info(
@@ -80,9 +80,9 @@ def test_catalog_validates_offline(
 
     info = _info(parse_bands(bands), arch)
     catalog = write_catalog(tmp_path, info)
-    assert validate_catalog(catalog, SHARED_SCHEMAS) == 2
+    assert validate_catalog(catalog, SCHEMAS) == 2
     item_path = tmp_path / info.item_id / f"{info.item_id}.json"
-    used = validate_stac(item_path, SHARED_SCHEMAS)
+    used = validate_stac(item_path, SCHEMAS)
     assert MLM_EXTENSION in used
 
 
@@ -101,4 +101,4 @@ def test_validator_rejects_a_broken_item(tmp_path: Path, breakage: object) -> No
     path = tmp_path / "item.json"
     path.write_text(json.dumps(d))
     with pytest.raises(DataError):
-        validate_stac(path, SHARED_SCHEMAS)
+        validate_stac(path, SCHEMAS)

@@ -27,10 +27,8 @@ from app_package.training import (
     train,
     validate_config,
 )
-from tests.conftest import SHARED_SCHEMAS
+from tests.conftest import SCHEMAS
 from tests.datagen import make_chip, write_eurosat_tree
-
-SCHEMAS = SHARED_SCHEMAS
 
 
 # ------------------------------------------------------------------ helpers (shared)

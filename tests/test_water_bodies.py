@@ -39,7 +39,7 @@ from app_package.water_bodies import (
     strip_edges,
     water_bodies,
 )
-from tests.conftest import REPO, SHARED_SCHEMAS
+from tests.conftest import REPO, SCHEMAS
 from tests.datagen import S2_TEST_ORIGIN, write_jp2_bands, write_s2_item, write_safe
 
 SAMPLE_ITEM = REPO / "app_package" / "sample" / "s2-l1c" / "item.json"
@@ -162,7 +162,7 @@ def test_mask_finds_the_lake_and_keeps_nodata(tmp_path: Path, jp2: dict[str, Pat
 
     src = item(tmp_path / "in" / "item.json", jp2, style="common")  # green/nir/red asset keys
     catalog = water_bodies([src], tmp_path / "out")
-    assert validate_catalog(catalog, SHARED_SCHEMAS) == 2
+    assert validate_catalog(catalog, SCHEMAS) == 2
     (doc,) = items_of(catalog)
     mask, meta = read(mask_of(doc))
     assert np.array_equal(mask, expected_mask())
@@ -231,7 +231,7 @@ def test_real_subset_finds_the_havel_and_its_lakes(tmp_path: Path) -> None:
     from app_package.stac_validation import validate_catalog
 
     catalog = water_bodies([str(SAMPLE_ITEM)], tmp_path / "out")
-    assert validate_catalog(catalog, SHARED_SCHEMAS) == 2
+    assert validate_catalog(catalog, SCHEMAS) == 2
     (doc,) = items_of(catalog)
     mask, meta = read(mask_of(doc))
     # the product's 10 m grid (proj:shape / proj:transform of its B03 asset)
@@ -320,7 +320,7 @@ def test_cli_two_items_into_one_catalog(tmp_path: Path, jp2: dict[str, Path]) ->
     assert r.returncode == 0, r.stderr
     catalog = tmp_path / "out" / "catalog.json"
     assert r.stdout.strip() == str(Path("out") / "catalog.json")
-    assert validate_catalog(catalog, SHARED_SCHEMAS) == 3
+    assert validate_catalog(catalog, SCHEMAS) == 3
     docs = items_of(catalog)
     assert sorted(d["id"] for d in docs) == ["a-water", "b-water"]
     for d in docs:
@@ -449,7 +449,7 @@ def test_cwltool_scatters_over_two_items_into_one_catalog(tmp_path: Path) -> Non
     assert doc["id"] == "water-bodies"
     children = [link["href"] for link in doc["links"] if link["rel"] == "child"]
     assert len(set(children)) == 2  # one catalog per item
-    assert validate_catalog(parent, SHARED_SCHEMAS) == 5  # parent, 2 children, 2 items
+    assert validate_catalog(parent, SCHEMAS) == 5  # parent, 2 children, 2 items
     masks = sorted(parent.parent.rglob("water.tif"))
     assert len(masks) == 2
     first, second = read(masks[0])[0], read(masks[1])[0]
