@@ -63,6 +63,9 @@ HEARTBEAT_S = 1.0  # supervisor: heartbeat this worker's jobs, stop those dismis
 SWEEP_S = 2.0  # supervisor: fail jobs whose worker is gone
 STALE_AFTER_S = 30.0  # a worker on another host is gone after this long without a heartbeat
 FINAL_RETRY_S = 60.0  # a child retries its final status this long while the store is down
+# a job's process runs at this niceness: the web worker answering requests wins the CPU cores
+# over training or classification (an idle machine still gives a job all it can use)
+JOB_NICENESS = 10
 CLEANUP_S = 5.0  # how often MLflow runs left open by failed or dismissed jobs are ended
 RUN_TAG = "app_package.job_id"  # tag on every MLflow run a job starts (MLFLOW_RUN_CONTEXT)
 # imported once by each worker's fork server, not by every job (pygeoapi's package import ~0.7 s)
@@ -507,6 +510,9 @@ class ChildProcessManager(BaseManager):
                 self._notify(job_id)
 
     def _launch(self) -> None:
+        with self._mutex:
+            if len(self._children) >= self.max_jobs:
+                return  # this worker alone runs all the store allows: no need to ask it
         t = now()
         claimed = self.store.claim(
             str(self.owner), self.max_jobs, {"message": "starting", "started": t, "updated": t}
@@ -649,6 +655,7 @@ def _forked_main(job_id: str, env: dict[str, str]) -> None:
     from setproctitle import setproctitle
 
     os.setsid()  # its own process group: DELETE kills the whole tree, a server crash does not
+    os.nice(JOB_NICENESS)
     setproctitle(f"{sys.executable} -m app_package.jobs {job_id}")  # ps, and orphan clean-up
     os.environ.clear()
     os.environ.update(env)

@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty, LifoQueue
 from typing import TYPE_CHECKING, Any, Protocol
@@ -142,32 +143,63 @@ class TinyDBStore:
         self._lock = FileLock(f"{self.path}.lock")
         self._tlock = threading.Lock()
         self._storage = _orjson_storage()
+        self._queued: list[_Insert] = []  # new jobs waiting for the next write (group commit)
+        self._qlock = threading.Lock()
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[Any]:
+        # threads of this process queue on a plain lock
+        with self._tlock, self._open() as db:
+            yield db
+
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[Any]:
+        """The database under the file lock (the caller holds `_tlock`). The file lock, shared
+        with the job children, is polled briefly: its default 50 ms poll would dominate request
+        latency."""
         import tinydb
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # threads of this process queue on a plain lock; the file lock (shared with the job
-        # children) is polled briefly: its default 50 ms poll would dominate request latency
         with (
-            self._tlock,
             self._lock.acquire(poll_interval=0.002),
             tinydb.TinyDB(self.path, storage=self._storage, encoding="utf-8") as db,
         ):
             yield db
 
     def add_unique(self, job: dict[str, Any], key: str | None) -> dict[str, Any]:
-        import tinydb
+        """Insert `job` (or return the job already stored under `key`), durably, before returning.
 
-        q = tinydb.Query()
-        with self._db() as db:
-            if key:
-                found = db.search((q.idempotency_key == key) & (q.process_id == job["process_id"]))
-                if found:
-                    return dict(found[0])
-            db.insert(job)
-        return job
+        Group commit: every file write rewrites and fsyncs the whole file, so the thread that
+        gets the store writes all jobs queued by the threads waiting behind it in one write.
+        Each job is stored before its own call returns; a failed write fails every job in it.
+        """
+        mine = _Insert(job, key)
+        with self._qlock:
+            self._queued.append(mine)
+        try:
+            with self._tlock:
+                if not mine.done:
+                    with self._qlock:
+                        batch, self._queued = self._queued, []
+                    try:
+                        with self._open() as db:
+                            _insert_batch(db, batch)
+                    except BaseException as e:
+                        for item in batch:
+                            item.error = e
+                        raise
+                    finally:
+                        for item in batch:
+                            item.done = True
+        except BaseException:
+            with self._qlock:  # never written later by another thread once this call failed
+                if mine in self._queued:
+                    self._queued.remove(mine)
+            raise
+        if mine.error is not None:
+            raise mine.error
+        assert mine.stored is not None
+        return mine.stored
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         import tinydb
@@ -235,6 +267,41 @@ class TinyDBStore:
 
     def close(self) -> None:
         pass
+
+
+@dataclass(eq=False)
+class _Insert:
+    """One `add_unique` call waiting for a group write."""
+
+    job: dict[str, Any]
+    key: str | None
+    done: bool = False
+    stored: dict[str, Any] | None = None  # the job that holds the key: this one or an older one
+    error: BaseException | None = None
+
+
+def _insert_batch(db: Any, batch: list[_Insert]) -> None:
+    """Insert the batch's jobs in one write; a key already stored, or earlier in the batch,
+    gives that job instead of a new one."""
+    import tinydb
+
+    q = tinydb.Query()
+    new: list[dict[str, Any]] = []
+    by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in batch:
+        if item.key:
+            kk = (item.key, str(item.job["process_id"]))
+            if kk not in by_key:
+                found = db.search((q.idempotency_key == kk[0]) & (q.process_id == kk[1]))
+                by_key[kk] = dict(found[0]) if found else item.job
+                if not found:
+                    new.append(item.job)
+            item.stored = by_key[kk]
+        else:
+            new.append(item.job)
+            item.stored = item.job
+    if new:
+        db.insert_multiple(new)
 
 
 def _created(job: Any) -> str:

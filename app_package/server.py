@@ -157,6 +157,7 @@ class Service:
             mconf["data_roots"] = [str(SAMPLE_DIR), str(self.manager.output_dir)]
         self.policy = HrefPolicy.from_config(mconf)
         self.max_body = max_body
+        self._descriptions: dict[str, dict[str, Any]] = {}
         self.outputs = StaticFiles(directory=self.manager.output_dir, check_dir=False)
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Awaitable[Any]]]] = [
             ("POST", re.compile(r"/processes/(?P<pid>[^/]+)/execution/?"), self.execute),
@@ -243,10 +244,11 @@ class Service:
         return self.exception(OGCError(status, EXCEPTIONS + kind, detail))
 
     def json(self, doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Any:
+        import orjson
         from starlette.responses import Response
 
         return Response(
-            json.dumps(doc, default=str), status_code=status, headers=headers,
+            orjson.dumps(doc, default=str), status_code=status, headers=headers,
             media_type="application/json",
         )  # fmt: skip
 
@@ -268,8 +270,11 @@ class Service:
                 404, NO_SUCH_PROCESS,
                 f"no process {pid!r}; processes: {', '.join(self.manager.processes)}",
             )  # fmt: skip
-        meta = dict(self.manager.get_processor(pid).metadata)
-        meta["id"] = pid
+        meta = self._descriptions.get(pid)
+        if meta is None:  # the configured processes do not change while the server runs
+            meta = dict(self.manager.get_processor(pid).metadata)
+            meta["id"] = pid
+            self._descriptions[pid] = meta
         return meta
 
     # ------------------------------------------------------------ handlers

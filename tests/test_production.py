@@ -103,6 +103,84 @@ def test_tinydb_store_file_stays_plain_json(tmp_path: Path) -> None:
     assert store.get("j1") == {**job, "progress": 5}
 
 
+def _queue_then_release(store: Any, calls: list[tuple[dict[str, Any], str | None]]) -> list[Any]:
+    """Run `store.add_unique` for each call on its own thread, all queued while the store is
+    held, then released: the first thread to get the store writes the whole queue."""
+    results: list[Any] = [None] * len(calls)
+
+    def add(i: int) -> None:
+        try:
+            results[i] = store.add_unique(*calls[i])
+        except Exception as e:
+            results[i] = e
+
+    with store._tlock:  # the store is busy: every call queues its job
+        threads = [threading.Thread(target=add, args=(i,)) for i in range(len(calls))]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while len(store._queued) < len(calls):
+            assert time.monotonic() < deadline, "the calls did not queue"
+            time.sleep(0.005)
+    for t in threads:
+        t.join(10)
+    return results
+
+
+def test_tinydb_group_commit_writes_queued_jobs_once_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs submitted while the store is busy are written together, one job per idempotency
+    key (also within one write), each stored when its call returns; a failed write fails every
+    job of it and leaves nothing queued."""
+    import json
+
+    from app_package.jobstore import TinyDBStore
+
+    store = TinyDBStore(tmp_path / "jobs.db")
+    store.add_unique({"identifier": "old", "process_id": "p", "idempotency_key": "k0"}, "k0")
+    writes = 0
+    storage: Any = store._storage
+    real_write = storage.write
+
+    def counting_write(self: Any, data: Any) -> None:
+        nonlocal writes
+        writes += 1
+        real_write(self, data)
+
+    monkeypatch.setattr(storage, "write", counting_write)
+    calls: list[tuple[dict[str, Any], str | None]] = []
+    for i in range(24):
+        key = f"k{i % 3}" if i % 2 else None  # k0 is stored already; k1 and k2 arrive 4× each
+        calls.append(({"identifier": f"j{i:02d}", "process_id": "p", "idempotency_key": key}, key))
+    got = _queue_then_release(store, calls)
+    assert writes == 1
+    ids = [j["identifier"] for j in got]
+    assert all(ids[i] == f"j{i:02d}" for i in range(0, 24, 2))
+    by_key = {k: {ids[i] for i in range(24) if calls[i][1] == k} for k in ("k0", "k1", "k2")}
+    assert by_key == {"k0": {"old"}, "k1": {"j01"}, "k2": {"j05"}}  # the first call of each key
+    stored = json.loads((tmp_path / "jobs.db").read_text())["_default"].values()
+    assert sorted(j["identifier"] for j in stored) == sorted(
+        ["old", "j01", "j05"] + [f"j{i:02d}" for i in range(0, 24, 2)]
+    )
+
+    def failing_write(self: Any, data: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage, "write", failing_write)
+    got = _queue_then_release(store, [({"identifier": f"f{i}", "process_id": "p"}, None)
+                                      for i in range(5)])  # fmt: skip
+    assert all(isinstance(e, OSError) and "No space" in str(e) for e in got)
+    assert store._queued == []
+    monkeypatch.setattr(storage, "write", real_write)
+    assert store.add_unique({"identifier": "after", "process_id": "p"}, None)["identifier"] == (
+        "after"
+    )
+    stored = json.loads((tmp_path / "jobs.db").read_text())["_default"].values()
+    assert not any(j["identifier"].startswith("f") for j in stored)
+    assert len(stored) == 16
+
+
 def test_claims_are_atomic_over_workers_and_keep_the_limit(pg: PostgresServer) -> None:
     url = pg.create_database("claims")
     stores = [PostgresStore(url) for _ in range(3)]  # three workers' pools

@@ -26,6 +26,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from app_package import __version__
+from app_package.jobs import JOB_NICENESS
 from app_package.ogc import NO_SUCH_JOB, NO_SUCH_PROCESS, RESULT_NOT_READY
 from tests.conftest import REPO
 
@@ -413,6 +414,11 @@ def test_dismiss_stops_the_running_work(server: Server) -> None:
     while server.status(job)["progress"] == 0 and time.monotonic() < deadline:
         time.sleep(0.1)  # the child is really working
     assert _job_processes(job)
+    # the job yields the CPU to the web worker: it runs at the configured niceness
+    assert server.proc is not None
+    server_nice = os.getpriority(os.PRIO_PROCESS, server.proc.pid)
+    for pid in _job_processes(job):
+        assert os.getpriority(os.PRIO_PROCESS, pid) == server_nice + JOB_NICENESS
     t0 = time.monotonic()
     r = requests.delete(f"{server.url}/jobs/{job}", timeout=10)
     assert r.status_code == 200, r.text
