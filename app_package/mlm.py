@@ -71,6 +71,8 @@ def model_item(info: ModelItemInfo) -> dict[str, Any]:
             entry["color_hint"] = c.color_hex
         classes.append(entry)
     hyper = {k: v for k, v in info.hyperparameters.items() if v is not None}
+    if spec.extra:  # how the network's head is built (SmallCNN: pooling, chip statistics)
+        hyper["head"] = dict(spec.extra)
     bands = [
         {
             "name": b,

@@ -16,6 +16,7 @@ from torch import nn
 from app_package.errors import InputError, ModelError
 from app_package.model_spec import (
     ARCHITECTURES,
+    CHIP_STATS_LR_MULT,
     SMALLCNN_POOLINGS,
     SPEC_FILE,
     WEIGHTS_FILE,
@@ -53,29 +54,58 @@ def _conv_bn(cin: int, cout: int, stride: int) -> nn.Sequential:
     )
 
 
+def _mean_square(f: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] float32 -> [N, C]: each channel's mean of squares. Without gradients
+    (inference) from `vector_norm`, which reads the tensor once without materialising its
+    square (a 50 MB temporary for a batch of 256 chips)."""
+    if f.requires_grad:
+        return (f * f).mean((2, 3))
+    return torch.linalg.vector_norm(f, dim=(2, 3)).square() / (f.shape[2] * f.shape[3])
+
+
 def _mean_std(f: torch.Tensor) -> torch.Tensor:
     """[N, C, H, W] -> [N, 2C] float32: each channel's mean, then its standard deviation.
 
     Two plain reductions (mean and mean square) rather than `torch.std_mean`, which is several
-    times slower on the CPU; without gradients (inference) the mean square comes from
-    `vector_norm`, which reads the tensor once without materialising its square.
+    times slower on the CPU.
     """
     f = f.float()
     mean = f.mean((2, 3))
-    if f.requires_grad:
-        mean_sq = (f * f).mean((2, 3))
-    else:
-        mean_sq = torch.linalg.vector_norm(f, dim=(2, 3)).square() / (f.shape[2] * f.shape[3])
-    std = (mean_sq - mean * mean).clamp_min(0).add(1e-5).sqrt()
+    std = (_mean_square(f) - mean * mean).clamp_min(0).add(1e-5).sqrt()
     return torch.cat([mean, std], 1)
+
+
+def chip_stats(x: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] -> [N, 3C] float32, over the chip's central half (H/2 × W/2 pixels): each
+    band's mean, its standard deviation, and its pixel-scale texture, the standard deviation
+    within 2×2 pixel blocks.
+
+    By the law of total variance the variance is the mean within-block variance plus the
+    variance of the block means, so the texture is sqrt(var(x) - var(avgpool2(x))): one pooling
+    pass and one read instead of neighbour differences (5× the time on the CPU); the block means
+    also give the mean. The central half keeps the cost at ~8 % of SmallCNN's inference on the
+    CPU (the whole chip: ~30 %); on the 270 real chips it scores 0.784 against 0.796 for
+    whole-chip statistics with neighbour differences as texture (5-fold CV, seeds 0-2).
+    """
+    x = x.float()
+    c, h, w = x.shape[1], x.shape[2], x.shape[3]
+    x = x[:, :, h // 4 : h - h // 4, w // 4 : w - w // 4]
+    blocks = _mean_std(nn.functional.avg_pool2d(x, 2))
+    mean, block_std = blocks[:, :c], blocks[:, c:]
+    var = (_mean_square(x) - mean * mean).clamp_min(0)
+    within = (var - block_std.square()).clamp_min(0).add(1e-5).sqrt()
+    return torch.cat([mean, var.add(1e-5).sqrt(), within], 1)
 
 
 class SmallCNN(nn.Module):
     """A small, fast CNN: a stride-2 stem, since full-resolution convolutions dominate cost.
 
-    `pool` chooses the head (see `SMALLCNN_HEAD`); the default is the original average-pooled
-    head, which models saved without that key in their spec were trained with.
+    `pool` and `stats` choose the head (see `SMALLCNN_HEAD`); the defaults are the original
+    average-pooled head without the chip-statistics term, which models saved without those keys
+    in their spec were trained with.
     """
+
+    lr_multipliers: dict[str, float]  # parameter-name prefix -> learning-rate multiplier
 
     def __init__(
         self,
@@ -84,12 +114,15 @@ class SmallCNN(nn.Module):
         width: int = 32,
         *,
         pool: str = "avg",
+        stats: bool = False,
     ) -> None:
         super().__init__()
         if pool not in SMALLCNN_POOLINGS:
             raise ModelError(
                 f"unknown SmallCNN pooling {pool!r}: choose one of {', '.join(SMALLCNN_POOLINGS)}"
             )
+        if stats and pool != "meanstd":
+            raise ModelError("the chip-statistics term needs the meanstd pooling")
         w = width
         self.features = nn.Sequential(
             _conv_bn(in_channels, w, 2),  # 64 -> 32
@@ -102,15 +135,35 @@ class SmallCNN(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         feat = 8 * w if pool == "meanstd" else 4 * w
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(feat, num_classes))
+        self.stats = stats
+        self.lr_multipliers = {}
+        if stats:
+            # standardised by the training chips' statistics (BatchNorm's running estimates)
+            self.stats_norm = nn.BatchNorm1d(3 * in_channels, affine=False)
+            self.stats_head = nn.Linear(3 * in_channels, num_classes)
+            self.lr_multipliers = {"stats_head.": CHIP_STATS_LR_MULT}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.features(x)
         if self.pool_mode == "avg":
             return self.head(self.pool(f))  # the original head, unchanged
-        # the statistics and the (tiny) linear layer in float32 even under bf16 autocast:
+        # the statistics and the (tiny) linear layers in float32 even under bf16 autocast:
         # differences of squares and small logit margins are where bf16 would flip classes
         with torch.autocast(x.device.type, enabled=False):
-            return self.head(_mean_std(f))
+            logits = self.head(_mean_std(f))
+            if self.stats:
+                logits = logits + self.stats_head(self._standardise(chip_stats(x)))
+            return logits
+
+    def _standardise(self, s: torch.Tensor) -> torch.Tensor:
+        norm = self.stats_norm
+        if self.training and s.shape[0] > 1:
+            return norm(s)  # batch statistics; updates the running estimates
+        # inference, or a 1-chip training batch (no batch statistics): the running estimates
+        assert norm.running_mean is not None and norm.running_var is not None
+        return nn.functional.batch_norm(
+            s, norm.running_mean, norm.running_var, training=False, eps=norm.eps
+        )
 
 
 class _BasicBlock(nn.Module):
@@ -163,6 +216,7 @@ def build_model(spec: ModelSpec) -> nn.Module:
             len(spec.bands),
             len(spec.classes),
             pool=str(spec.extra.get("pool", "avg")),
+            stats=bool(spec.extra.get("chip_stats", False)),
         )
     if spec.arch == "resnet18":
         return ResNet18(len(spec.bands), len(spec.classes))

@@ -272,10 +272,22 @@ class FitResult:
     train_seconds: float
 
 
+def param_groups(model: nn.Module, lr: float) -> list[dict[str, Any]]:
+    """The model's parameters grouped by learning rate: `lr` times the multiplier the model
+    names for a parameter-name prefix (`model.lr_multipliers`), 1 for all others; the group at
+    `lr` itself comes first (the one whose rate is logged)."""
+    multipliers: dict[str, float] = getattr(model, "lr_multipliers", {})
+    groups: dict[float, list[nn.Parameter]] = {1.0: []}
+    for name, p in model.named_parameters():
+        mult = next((m for prefix, m in multipliers.items() if name.startswith(prefix)), 1.0)
+        groups.setdefault(mult, []).append(p)
+    return [{"params": ps, "lr": lr * m} for m, ps in groups.items() if ps]
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     import torch
 
-    params = model.parameters()
+    params = param_groups(model, config.lr)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "adam":

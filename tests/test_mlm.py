@@ -61,6 +61,7 @@ def test_item_describes_inputs_by_band_name_and_outputs_with_classes() -> None:
     assert model_item(_info(bands, accelerator="cuda"))["properties"]["mlm:accelerator"] == "cuda"
     assert props["mlm:hyperparameters"]["lr"] == 0.001
     assert "samples_per_class" not in props["mlm:hyperparameters"]
+    assert props["mlm:hyperparameters"]["head"] == {"pool": "meanstd", "chip_stats": True}
     assert [b["name"] for b in props["bands"]] == ["B8A", "B04", "B02"]
     model = item["assets"]["model"]
     assert model["roles"] == ["mlm:model", "data"]

@@ -16,11 +16,11 @@ BANDS = ("B02", "B03", "B04", "B08")
 
 def test_new_smallcnn_specs_carry_the_head_and_round_trip() -> None:
     spec = ModelSpec.for_bands("smallcnn", BANDS)
-    assert spec.extra == SMALLCNN_HEAD == {"pool": "meanstd"}
+    assert spec.extra == SMALLCNN_HEAD == {"pool": "meanstd", "chip_stats": True}
     assert ModelSpec.from_dict(spec.to_dict()).extra == SMALLCNN_HEAD
     assert ModelSpec.for_bands("resnet18", BANDS).extra == {}
     model = build_model(spec)
-    assert isinstance(model, SmallCNN) and model.pool_mode == "meanstd"
+    assert isinstance(model, SmallCNN) and model.pool_mode == "meanstd" and model.stats
     assert model.head[-1].in_features == 2 * 128  # mean and std of 128 channels
     x = torch.randn(3, len(BANDS), 64, 64)
     assert model(x).shape == (3, 10)
@@ -73,3 +73,19 @@ def test_unknown_pooling_is_refused() -> None:
                                 "extra": {"pool": "max"}})  # fmt: skip
     with pytest.raises(ModelError, match="unknown SmallCNN pooling 'max'"):
         build_model(spec)
+
+
+def test_models_saved_without_the_chip_statistics_term_load_as_trained(tmp_path: Path) -> None:
+    spec = ModelSpec.from_dict(
+        {**ModelSpec.for_bands("smallcnn", BANDS).to_dict(), "extra": {"pool": "meanstd"}}
+    )
+    torch.manual_seed(0)
+    before = SmallCNN(len(BANDS), 10, pool="meanstd").eval()  # the head of 2026-11-26
+    weights, _ = save_local(before, spec, tmp_path)
+    loaded = load_local(weights, spec)
+    assert isinstance(loaded, SmallCNN) and not loaded.stats and not hasattr(loaded, "stats_head")
+    x = torch.randn(2, len(BANDS), 64, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), before(x))
+    with pytest.raises(ModelError):  # nor do its weights pass for the new head's
+        load_local(weights, ModelSpec.for_bands("smallcnn", BANDS))

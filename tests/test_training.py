@@ -23,6 +23,7 @@ from app_package.training import (
     augment_batch,
     fit,
     make_optimizer,
+    make_scheduler,
     predict_logits,
     train,
     validate_config,
@@ -230,6 +231,40 @@ def test_optimizer_and_weight_decay_reach_the_optimizer() -> None:
     sgd = make_optimizer(model, replace(base, optimizer="sgd", weight_decay=0.05))
     assert isinstance(sgd, torch.optim.SGD)
     assert sgd.param_groups[0]["weight_decay"] == 0.05
+
+
+def test_the_chip_statistics_term_learns_faster_and_reads_texture() -> None:
+    """The default SmallCNN's statistics term is stepped at CHIP_STATS_LR_MULT x the learning
+    rate (every optimizer and schedule keeps the ratio); the rest at the rate itself. Its
+    features see texture: two chips with equal band means and deviations differ in them."""
+    from app_package.model import SmallCNN, chip_stats
+    from app_package.model_spec import CHIP_STATS_LR_MULT
+
+    model = build_model(ModelSpec.for_bands("smallcnn", ("B02", "B03", "B04")))
+    assert isinstance(model, SmallCNN)
+    base = TrainConfig(stac="x", output=Path("o"), lr=2e-3, epochs=4)
+    stats_params = {id(p) for p in model.stats_head.parameters()}
+    assert CHIP_STATS_LR_MULT > 1
+    for name in ("adamw", "adam", "sgd"):
+        opt = make_optimizer(model, replace(base, optimizer=name))
+        base_group, fast = opt.param_groups
+        assert base_group["lr"] == 2e-3 and fast["lr"] == pytest.approx(2e-3 * CHIP_STATS_LR_MULT)
+        assert {id(p) for p in fast["params"]} == stats_params
+        assert len(base_group["params"]) + len(fast["params"]) == len(list(model.parameters()))
+    opt = make_optimizer(model, base)
+    sched = make_scheduler(opt, base)
+    opt.step()
+    sched.step()
+    assert opt.param_groups[1]["lr"] == pytest.approx(
+        opt.param_groups[0]["lr"] * CHIP_STATS_LR_MULT
+    )
+    smooth = torch.zeros(1, 1, 8, 8)
+    smooth[..., 4:, :] = 2.0  # two halves
+    checker = (torch.arange(8).view(-1, 1) + torch.arange(8)).remainder(2).float() * 2
+    checker = checker.view(1, 1, 8, 8)  # same mean (1) and deviation (1), busier texture
+    a, b = chip_stats(smooth), chip_stats(checker)
+    torch.testing.assert_close(a[:, :2], b[:, :2])
+    assert b[0, 2] > 5 * a[0, 2]
 
 
 def test_patience_stops_early_when_validation_stops_improving() -> None:
