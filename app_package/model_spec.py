@@ -29,7 +29,7 @@ DEFAULT_ARCH = "smallcnn"
 #   0.785 / 0.778 / 0.789 against 0.763 for the spectral baseline; the CNN without chip_stats
 #   0.707 / 0.737 (seeds 0 / 1); the learning-rate multiplier 10× 0.763 / 0.774 / 0.785 and 100×
 #   0.763 / 0.759 / 0.789 (whole-chip statistics with neighbour-difference texture; 30×: 0.800 /
-#   0.782 / 0.807).
+#   0.782 / 0.807, kept to the central half for inference speed, see `model.chip_stats`).
 SMALLCNN_POOLINGS: tuple[str, ...] = ("avg", "meanstd")
 SMALLCNN_HEAD: dict[str, Any] = {"pool": "meanstd", "chip_stats": True}
 CHIP_STATS_LR_MULT = 30.0
