@@ -40,7 +40,7 @@ SAFE_NAME = f"S2A_MSIL1C_{STAMP}_N0400_R065_T33UUU_BENCH.SAFE"
 def build_tile(tile_dir: Path, subset: Path = SUBSET) -> Path:
     """The full-size SAFE product (built once; reused while its marker file exists)."""
 
-    from app_package.bands import S2_BANDS
+    from app_package.eo.bands import S2_BANDS
 
     safe = tile_dir / SAFE_NAME
     marker = tile_dir / "complete.json"
@@ -111,9 +111,9 @@ def make_model(tile_dir: Path, arch: str) -> Path:
     """A model folder of `arch` over EuroSAT's 13 bands (random weights: speed is the point)."""
     import torch
 
-    from app_package.bands import EUROSAT_FILE_BAND_ORDER
-    from app_package.model import build_model, save_local
-    from app_package.model_spec import ModelSpec
+    from app_package.eo.bands import EUROSAT_FILE_BAND_ORDER
+    from app_package.model.networks import build_model, save_local
+    from app_package.model.spec import ModelSpec
 
     folder = tile_dir / f"model-{arch}"
     spec = ModelSpec.for_bands(arch, EUROSAT_FILE_BAND_ORDER)
@@ -128,9 +128,9 @@ def measure_model(model_dir: Path, device: str, batch_size: int, n_chips: int) -
     """(c) Chips/s of the classifier step (normalise + model + softmax) and the network alone."""
     import torch
 
-    from app_package.classify import ChipClassifier
-    from app_package.model import resolve_device
-    from app_package.model_source import load_model
+    from app_package.inference.classify import ChipClassifier
+    from app_package.model.networks import resolve_device
+    from app_package.model.source import load_model
 
     module, spec = load_model(str(model_dir))
     dev = resolve_device(device)
@@ -151,7 +151,7 @@ def measure_model(model_dir: Path, device: str, batch_size: int, n_chips: int) -
     out["bf16_fp32_class_agreement"] = same
     # the network alone (bf16 where used), on chips already normalised into channels_last
     clf = ChipClassifier(module, spec, dev, batch_size, "auto")
-    from app_package.model import normalise
+    from app_package.model.networks import normalise
 
     x = normalise(chips[:batch_size], spec).to(dev).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), torch.autocast(dev.type, torch.bfloat16, enabled=clf.autocast):

@@ -47,9 +47,9 @@ def cuda_vs_cpu(cfg: Any, n: int, epochs: int) -> dict[str, Any]:
     """Same recipe, same seed, synthetic train/test split: accuracy on CPU and on the GPU."""
     import torch
 
-    from app_package.model import build_model
-    from app_package.model_spec import ModelSpec
-    from app_package.training import ChipBatches, fit, predict_logits
+    from app_package.model.networks import build_model
+    from app_package.model.spec import ModelSpec
+    from app_package.training.loop import ChipBatches, fit, predict_logits
 
     bands = cfg.resolved_bands()
     x, y = _synthetic(n, len(bands), seed=1)
@@ -82,9 +82,9 @@ def throughput(cfg: Any, n: int, epochs: int) -> dict[str, Any]:
     """Median training chips/s over epochs after the first (warm-up), full data path."""
     import torch
 
-    from app_package.model import build_model, resolve_device
-    from app_package.model_spec import ModelSpec
-    from app_package.training import ChipBatches, fit
+    from app_package.model.networks import build_model, resolve_device
+    from app_package.model.spec import ModelSpec
+    from app_package.training.loop import ChipBatches, fit
 
     device = resolve_device(cfg.device)
     bands = cfg.resolved_bands()
@@ -126,7 +126,7 @@ def compute_only(cfg: Any, spec: Any, data: Any, steps: int) -> float:
     """Forward+backward+step on one fixed, pre-normalised batch: the model's compute ceiling."""
     import torch
 
-    from app_package.model import build_model
+    from app_package.model.networks import build_model
 
     torch.manual_seed(0)
     model = build_model(spec).to(data.device)
@@ -152,10 +152,10 @@ def mlflow_overhead(cfg: Any, n: int, epochs: int) -> dict[str, Any]:
     """Training wall time with tracking off and on (sqlite store), same data, same process."""
     import torch
 
-    from app_package.model import build_model, resolve_device
-    from app_package.model_spec import ModelSpec
-    from app_package.tracking import Tracker
-    from app_package.training import ChipBatches, fit
+    from app_package.model.networks import build_model, resolve_device
+    from app_package.model.spec import ModelSpec
+    from app_package.training.loop import ChipBatches, fit
+    from app_package.training.tracking import Tracker
 
     device = resolve_device(cfg.device)
     bands = cfg.resolved_bands()
@@ -220,16 +220,16 @@ def real_data_cv(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from app_package.metrics import classification_report
-    from app_package.model import build_model, resolve_device
-    from app_package.model_spec import ModelSpec
-    from app_package.training import ChipBatches, fit, predict_logits
+    from app_package.model.networks import build_model, resolve_device
+    from app_package.model.spec import ModelSpec
+    from app_package.training.loop import ChipBatches, fit, predict_logits
+    from app_package.training.metrics import classification_report
 
     device = resolve_device(cfg.device)
     t_load = time.perf_counter()
     if npz is None:
-        from app_package.dataset import load_labelled_chips
-        from app_package.eurosat_stac import eurosat_to_stac
+        from app_package.data.dataset import load_labelled_chips
+        from app_package.data.eurosat_stac import eurosat_to_stac
     if npz is not None:  # the same chips, exported by --export-npz (for machines without GDAL)
         z = np.load(npz)
         x_all, y_all, bands = z["x"], z["y"], tuple(str(b) for b in z["bands"])
@@ -316,13 +316,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from app_package.training import TrainConfig
+    from app_package.training.loop import TrainConfig
 
     torch.set_num_threads(args.threads)
     if args.export_npz:
         with tempfile.TemporaryDirectory() as d:
-            from app_package.dataset import load_labelled_chips
-            from app_package.eurosat_stac import eurosat_to_stac
+            from app_package.data.dataset import load_labelled_chips
+            from app_package.data.eurosat_stac import eurosat_to_stac
 
             ch = load_labelled_chips(str(eurosat_to_stac(REAL_DATA, Path(d) / "stac")))
         np.savez(args.export_npz, x=ch.x, y=ch.y, bands=np.array(ch.bands))

@@ -1,6 +1,6 @@
 """`tile-classification`: classify a Sentinel-2 L1C product into a land-cover COG + STAC.
 
-A thin adapter over `app_package.classify.classify`.
+A thin adapter over `app_package.inference.classify.classify`.
 """
 
 from __future__ import annotations
@@ -10,17 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from app_package import __version__
-from app_package.jobs import JobProcessor, tracking_uri
-from app_package.progress import ProgressCallback
+from app_package.defaults import CHAMPION_URI, CLASSIFICATION_PROCESS, SAMPLE_PRODUCT
+from app_package.jobs.manager import JobProcessor, tracking_uri
+from app_package.util.progress import ProgressCallback
 
 logger = logging.getLogger(__name__)
 
-SAMPLE = Path(__file__).resolve().parent.parent / "app_package" / "sample"
-SAMPLE_ITEM = SAMPLE / "s2-l1c" / "item.json"
 
 PROCESS_METADATA: dict[str, Any] = {
     "version": __version__,
-    "id": "tile-classification",
+    "id": CLASSIFICATION_PROCESS,
     "title": {"en": "Sentinel-2 tile classification"},
     "description": {
         "en": "Classifies every 64x64 chip of a Sentinel-2 L1C product with a trained EuroSAT "
@@ -77,22 +76,22 @@ PROCESS_METADATA: dict[str, Any] = {
             },
         }
     },
-    "example": {"inputs": {"model": "models:/eurosat-classifier@champion"}},
+    "example": {"inputs": {"model": CHAMPION_URI}},
 }
 
 
 class ClassificationProcessor(JobProcessor):
-    """Runs `app_package.classify.classify` for a job."""
+    """Runs `app_package.inference.classify.classify` for a job."""
 
     def __init__(self, processor_def: dict[str, Any]) -> None:
         super().__init__(processor_def, PROCESS_METADATA)
         self.tracking_uri = tracking_uri(processor_def)
 
     def run(self, inputs: dict[str, Any], output: Path, progress: ProgressCallback) -> Path:
-        from app_package.classify import classify
+        from app_package.inference.classify import classify
 
         return classify(
-            str(inputs.get("product", SAMPLE_ITEM)),
+            str(inputs.get("product", SAMPLE_PRODUCT)),
             str(inputs["model"]),
             output,
             stride=inputs.get("stride"),

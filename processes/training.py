@@ -1,6 +1,6 @@
 """`eurosat-training`: train a EuroSAT classifier from a STAC catalog (async only).
 
-A thin adapter over `app_package.training.train`: inputs map straight onto `TrainConfig`.
+A thin adapter over `app_package.training.loop.train`: inputs map straight onto `TrainConfig`.
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from app_package import __version__
-from app_package.jobs import JobProcessor, tracking_uri
-from app_package.progress import ProgressCallback
+from app_package.defaults import MODEL_NAME, SAMPLE_CATALOG, TRAINING_PROCESS
+from app_package.jobs.manager import JobProcessor, tracking_uri
+from app_package.util.progress import ProgressCallback
 
 logger = logging.getLogger(__name__)
 
-SAMPLE = Path(__file__).resolve().parent.parent / "app_package" / "sample"
-SAMPLE_CATALOG = SAMPLE / "eurosat" / "catalog.json"
 BAND_NAMES = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11",
               "B12"]  # fmt: skip
 
@@ -33,7 +32,7 @@ def _input(title: str, description: str, schema: dict[str, Any], required: bool 
 
 PROCESS_METADATA: dict[str, Any] = {
     "version": __version__,
-    "id": "eurosat-training",
+    "id": TRAINING_PROCESS,
     "title": {"en": "EuroSAT classifier training"},
     "description": {
         "en": "Trains a land-cover CNN on EuroSAT-MS chips listed in a STAC catalog, tracks the "
@@ -136,7 +135,7 @@ PROCESS_METADATA: dict[str, Any] = {
                 "minLength": 1,
                 "maxLength": 200,
                 "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$",
-                "default": "eurosat-classifier",
+                "default": MODEL_NAME,
             },
         ),
     },
@@ -160,14 +159,14 @@ PROCESS_METADATA: dict[str, Any] = {
 
 
 class TrainingProcessor(JobProcessor):
-    """Runs `app_package.training.train` for a job."""
+    """Runs `app_package.training.loop.train` for a job."""
 
     def __init__(self, processor_def: dict[str, Any]) -> None:
         super().__init__(processor_def, PROCESS_METADATA)
         self.tracking_uri = tracking_uri(processor_def)
 
     def run(self, inputs: dict[str, Any], output: Path, progress: ProgressCallback) -> Path:
-        from app_package.training import TrainConfig, train
+        from app_package.training.loop import TrainConfig, train
 
         args = dict(inputs)
         if "bands" in args:

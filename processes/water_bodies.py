@@ -1,6 +1,6 @@
 """`water-bodies`: water masks of Sentinel-2 products (NDWI + Otsu) as COGs + one STAC catalog.
 
-A thin adapter over `app_package.water_bodies.water_bodies`.
+A thin adapter over `app_package.inference.water_bodies.water_bodies`.
 """
 
 from __future__ import annotations
@@ -10,19 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from app_package import __version__
-from app_package.jobs import JobProcessor
-from app_package.progress import ProgressCallback
-from app_package.water_bodies import DEFAULT_AOI_CRS, water_bodies
+from app_package.defaults import SAMPLE_PRODUCT, WATER_BODIES_PROCESS
+from app_package.inference.water_bodies import DEFAULT_AOI_CRS, water_bodies
+from app_package.jobs.manager import JobProcessor
+from app_package.util.progress import ProgressCallback
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_ITEM = (
-    Path(__file__).resolve().parent.parent / "app_package" / "sample" / "s2-l1c" / "item.json"
-)
 
 PROCESS_METADATA: dict[str, Any] = {
     "version": __version__,
-    "id": "water-bodies",
+    "id": WATER_BODIES_PROCESS,
     "title": {"en": "Sentinel-2 water bodies (NDWI + Otsu)"},
     "description": {
         "en": "Detects open water in Sentinel-2 L1C/L2A products: NDWI = (green - nir) / "
@@ -88,13 +86,13 @@ PROCESS_METADATA: dict[str, Any] = {
 
 
 class WaterBodiesProcessor(JobProcessor):
-    """Runs `app_package.water_bodies.water_bodies` for a job."""
+    """Runs `app_package.inference.water_bodies.water_bodies` for a job."""
 
     def __init__(self, processor_def: dict[str, Any]) -> None:
         super().__init__(processor_def, PROCESS_METADATA)
 
     def run(self, inputs: dict[str, Any], output: Path, progress: ProgressCallback) -> Path:
-        items = inputs.get("items", [str(SAMPLE_ITEM)])
+        items = inputs.get("items", [str(SAMPLE_PRODUCT)])
         return water_bodies(
             [items] if isinstance(items, str) else [str(i) for i in items],
             output,

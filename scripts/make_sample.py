@@ -27,7 +27,7 @@ L1C_DATETIME = "2017-02-16T10:21:01Z"
 
 
 def make_chips(dest: Path) -> None:
-    from app_package.bands import EUROSAT_CLASS_NAMES
+    from app_package.eo.bands import EUROSAT_CLASS_NAMES
 
     rng = np.random.default_rng(2017)
     src_root = SHARED / "eurosat-ms-subset" / "train"
@@ -45,7 +45,7 @@ def make_chips(dest: Path) -> None:
 
 
 def make_l1c_item(dest: Path) -> None:
-    from app_package.bands import BANDS_BY_NAME, L1C_QUANTIFICATION_VALUE, S2_BAND_NAMES
+    from app_package.eo.bands import BANDS_BY_NAME, L1C_QUANTIFICATION_VALUE, S2_BAND_NAMES
 
     src_dir = SHARED / "s2-l1c-T33UUU-subset"
     dest.mkdir(parents=True, exist_ok=True)
@@ -137,7 +137,7 @@ def main() -> int:
         shutil.rmtree(catalog)
     import tempfile
 
-    from app_package.eurosat_stac import eurosat_to_stac
+    from app_package.data.eurosat_stac import eurosat_to_stac
 
     with tempfile.TemporaryDirectory() as tmp:
         chips = Path(tmp) / "EuroSAT_MS"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app_package.stac_validation import BUNDLED_SCHEMAS
+from app_package.stac.validation import BUNDLED_SCHEMAS
 from tests.datagen import write_eurosat_tree
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 
-from app_package.bands import (
+from app_package.eo.bands import (
     EUROSAT_CLASS_NAMES,
     EUROSAT_FILE_BAND_ORDER,
     EUROSAT_MEAN,
@@ -94,7 +94,7 @@ def s2_test_bands(
 
     `nodata_corner` > 0 zeroes a square of that many 10 m pixels at the top-left in every band.
     """
-    from app_package.bands import S2_BAND_NAMES
+    from app_package.eo.bands import S2_BAND_NAMES
 
     rng = np.random.default_rng(seed)
     block = 48  # not the chip size, so chips mix classes
@@ -135,7 +135,7 @@ def downsample_to_native(full: np.ndarray, factor: int) -> np.ndarray:
 
 def write_mtd(path: Path, *, baseline: str, start: str = "2017-02-16T10:21:01.026Z") -> Path:
     """A minimal but real-format MTD_MSIL1C.xml (baseline, offsets, band ids)."""
-    from app_package.bands import S2_BANDS
+    from app_package.eo.bands import S2_BANDS
 
     offset = -1000 if tuple(int(v) for v in baseline.split(".")) >= (4, 0) else None
     spectral = "\n".join(
@@ -191,7 +191,7 @@ def write_safe(
     Either symlink existing `band_files` (real JP2s) or encode `bands10` (10 m arrays, coarse
     bands subsampled to their native resolution).
     """
-    from app_package.bands import BANDS_BY_NAME
+    from app_package.eo.bands import BANDS_BY_NAME
 
     safe = root / f"S2A_MSIL1C_{stamp}_N{baseline.replace('.', '')}_R065_{tile}_TEST.SAFE"
     img = safe / "GRANULE" / f"L1C_{tile}_A008000_{stamp}" / "IMG_DATA"
@@ -226,7 +226,7 @@ def write_s2_item(
     """
     import json
 
-    from app_package.bands import BANDS_BY_NAME
+    from app_package.eo.bands import BANDS_BY_NAME
 
     path.parent.mkdir(parents=True, exist_ok=True)
     assets: dict[str, dict[str, object]] = {}
@@ -268,7 +268,7 @@ def write_jp2_bands(
     folder: Path, bands10: dict[str, np.ndarray], *, stamp: str = "20170216T102101"
 ) -> dict[str, Path]:
     """Encode 10 m arrays as JP2 band files at each band's native resolution."""
-    from app_package.bands import BANDS_BY_NAME
+    from app_package.eo.bands import BANDS_BY_NAME
 
     out = {}
     for name, arr in bands10.items():

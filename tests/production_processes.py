@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from app_package.progress import ProgressCallback
+from app_package.util.progress import ProgressCallback
 from tests.server_processes import SleepProcessor
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from app_package.errors import InputError
-from app_package.jobs import JobProcessor
-from app_package.outputs import atomic_dir
-from app_package.progress import ProgressCallback
+from app_package.jobs.manager import JobProcessor
+from app_package.util.outputs import atomic_dir
+from app_package.util.progress import ProgressCallback
 
 PROCESS_METADATA: dict[str, Any] = {
     "version": "0.1.0",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from app_package import bands
+from app_package.eo import bands
 from app_package.errors import InputError
 
 

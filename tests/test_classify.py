@@ -12,15 +12,15 @@ import rasterio
 import torch
 from rio_cogeo.cogeo import cog_validate
 
-from app_package.bands import EUROSAT_CLASS_NAMES, EUROSAT_FILE_BAND_ORDER
-from app_package.classify import classify, offset_lut, to_model_scale
 from app_package.cli import main
-from app_package.cog import write_class_cog
-from app_package.model import build_model, normalise, save_local
-from app_package.model_source import load_model_info
-from app_package.model_spec import ModelSpec
-from app_package.stac_validation import validate_catalog
-from app_package.tiling import ChipGrid, ProbabilityMosaic
+from app_package.eo.bands import EUROSAT_CLASS_NAMES, EUROSAT_FILE_BAND_ORDER
+from app_package.inference.classify import classify, offset_lut, to_model_scale
+from app_package.inference.cog import write_class_cog
+from app_package.inference.tiling import ChipGrid, ProbabilityMosaic
+from app_package.model.networks import build_model, normalise, save_local
+from app_package.model.source import load_model_info
+from app_package.model.spec import ModelSpec
+from app_package.stac.validation import validate_catalog
 from tests.conftest import SCHEMAS
 from tests.datagen import make_chip, write_s2_item, write_safe
 
@@ -147,9 +147,9 @@ def test_decoding_stops_when_the_model_fails_to_load(
     (and its band threads and files) at once, with the loader's error."""
     import threading
 
-    from app_package.classify import classify_product
+    from app_package.eo.sentinel2 import open_product
     from app_package.errors import ModelError
-    from app_package.sentinel2 import open_product
+    from app_package.inference.classify import classify_product
 
     spec = load_model_info(str(fitted_model[0])).spec
     product = open_product(str(write_s2_item(tmp_path / "item.json", s2_jp2, style="common")))
@@ -380,7 +380,7 @@ def test_real_l1c_subset_end_to_end(
     tmp_path: Path, shared_data: Path, fitted_model: tuple[Path, torch.nn.Module]
 ) -> None:
     """The real 1536×768 L1C subset (baseline < 04.00) wrapped in a SAFE layout."""
-    from app_package.bands import S2_BAND_NAMES
+    from app_package.eo.bands import S2_BAND_NAMES
 
     folder = shared_data / "s2-l1c-T33UUU-subset"
     files = {b: folder / f"T33UUU_20170216T102101_{b}.jp2" for b in S2_BAND_NAMES}
@@ -406,7 +406,7 @@ def test_bf16_autocast_gives_the_classes_of_fp32(
     s2_jp2: dict, fitted_model: tuple[Path, torch.nn.Module]
 ) -> None:
     """The speed-up (bf16 autocast + channels_last) must not change the map."""
-    from app_package.classify import ChipClassifier
+    from app_package.inference.classify import ChipClassifier
 
     folder, model = fitted_model
     spec = load_model_info(str(folder)).spec

@@ -269,7 +269,7 @@ def directory(path: Path) -> dict[str, str]:
 def structure(catalog_json: Path, skip_rels: frozenset[str] = frozenset()) -> list[Any]:
     """What a catalog looks like, names aside: per STAC file its depth, type, extensions, assets
     (key, media type, roles) and link relations; plus the other files by suffix."""
-    from app_package.stac_validation import walk_json
+    from app_package.stac.validation import walk_json
 
     root = catalog_json.parent
     out: list[Any] = []
@@ -313,7 +313,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_cwltool_trains_into_a_valid_stac_catalog(trained: dict[str, Any]) -> None:
     from mlflow import MlflowClient
 
-    from app_package.stac_validation import validate_catalog
+    from app_package.stac.validation import validate_catalog
 
     catalog_dir = Path(trained["out"]["catalog"]["path"])
     assert catalog_dir == trained["work"] / "out" / "catalog"
@@ -333,7 +333,7 @@ def test_cwltool_trains_into_a_valid_stac_catalog(trained: dict[str, Any]) -> No
 def test_cwltool_sweep_tracks_every_run_and_links_their_catalogs(tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
-    from app_package.stac_validation import validate_catalog
+    from app_package.stac.validation import validate_catalog
 
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     MlflowClient(tracking).create_experiment(
@@ -360,7 +360,7 @@ def test_cwltool_sweep_tracks_every_run_and_links_their_catalogs(tmp_path: Path)
 def test_cwltool_classifies_like_the_server(
     trained: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app_package.stac_validation import validate_catalog
+    from app_package.stac.validation import validate_catalog
     from processes.classification import ClassificationProcessor
 
     model = "models:/eurosat-classifier/1"
@@ -407,7 +407,7 @@ def test_cwltool_training_matches_the_server(trained: dict[str, Any], tmp_path: 
 def test_toil_scatters_classification_over_two_products(
     trained: dict[str, Any], tmp_path: Path
 ) -> None:
-    from app_package.stac_validation import validate_catalog
+    from app_package.stac.validation import validate_catalog
 
     staged = tmp_path / "staged"
     products = [write_product(staged, "s2-l1c-a"), write_product(staged, "s2-l1c-b")]

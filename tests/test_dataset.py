@@ -17,15 +17,15 @@ import pytest
 import rasterio
 import requests
 
-from app_package.bands import EUROSAT_CLASS_NAMES
-from app_package.dataset import (
+from app_package.data.dataset import (
     LabelledChips,
     list_items,
     load_labelled_chips,
     stratified_split,
 )
+from app_package.data.eurosat_stac import eurosat_to_stac
+from app_package.eo.bands import EUROSAT_CLASS_NAMES
 from app_package.errors import DataError, InputError, NotFoundError
-from app_package.eurosat_stac import eurosat_to_stac
 from tests.conftest import REPO
 from tests.datagen import write_eurosat_tree
 from tests.httpserve import serve_directory

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from app_package.bands import EUROSAT_CLASS_NAMES
 from app_package.cli import main
-from app_package.dataset import load_labelled_chips
-from app_package.download import (
+from app_package.data.dataset import load_labelled_chips
+from app_package.data.download import (
     Checksum,
     download_file,
     eurosat_download,
     parse_checksum,
     zenodo_checksum,
 )
+from app_package.data.eurosat_stac import SPLIT_PROPERTY
+from app_package.eo.bands import EUROSAT_CLASS_NAMES
 from app_package.errors import DataError, DownloadError, InputError
-from app_package.eurosat_stac import SPLIT_PROPERTY
 from tests.datagen import write_eurosat_tree
 from tests.httpserve import serve_directory
 

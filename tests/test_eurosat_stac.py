@@ -13,17 +13,17 @@ import pytest
 import rasterio
 from rasterio.warp import transform as warp_transform
 
-from app_package.bands import EUROSAT_CLASS_NAMES, EUROSAT_FILE_BAND_ORDER
 from app_package.cli import main
-from app_package.errors import DataError, NotFoundError
-from app_package.eurosat import find_chips, read_chip
-from app_package.eurosat_stac import (
+from app_package.data.eurosat import find_chips, read_chip
+from app_package.data.eurosat_stac import (
     CLASSIFICATION_EXT,
     LABEL_PROPERTY,
     SPLIT_PROPERTY,
     eurosat_to_stac,
 )
-from app_package.stac_validation import (
+from app_package.eo.bands import EUROSAT_CLASS_NAMES, EUROSAT_FILE_BAND_ORDER
+from app_package.errors import DataError, NotFoundError
+from app_package.stac.validation import (
     stac_validator_schema_map,
     validate_catalog,
     validate_stac,

@@ -29,12 +29,12 @@ from jsonschema import Draft7Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-from app_package import cloudevents as ce
 from app_package.errors import InputError
-from app_package.ogc_client import ProcessesClient
-from app_package.streams import EventBus, StreamPublisher
-from app_package.trigger import InputMapping, Trigger, TriggerConfig, decode
-from app_package.watch import Target, Watcher
+from app_package.events import cloudevents as ce
+from app_package.events.ogc_client import ProcessesClient
+from app_package.events.streams import EventBus, StreamPublisher
+from app_package.events.trigger import InputMapping, Trigger, TriggerConfig, decode
+from app_package.events.watch import Target, Watcher
 from tests.conftest import REPO
 from tests.redisserve import running_redis
 from tests.test_dataset import running_stac_api

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app_package import cloudevents as ce
+from app_package.events import cloudevents as ce
 from tests.conftest import REPO
 from tests.test_watch_argo import _dig, _one
 

@@ -7,11 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from app_package.bands import EUROSAT_CLASSES, EUROSAT_MEAN, EUROSAT_STD
+from app_package.eo.bands import EUROSAT_CLASSES, EUROSAT_MEAN, EUROSAT_STD
 from app_package.errors import DataError
-from app_package.mlm import MLM_EXTENSION, ModelItemInfo, item_id, model_item, write_catalog
-from app_package.model_spec import ModelSpec
-from app_package.stac_validation import validate_catalog, validate_stac
+from app_package.model.spec import ModelSpec
+from app_package.stac.validation import validate_catalog, validate_stac
+from app_package.training.mlm import (
+    MLM_EXTENSION,
+    ModelItemInfo,
+    item_id,
+    model_item,
+    write_catalog,
+)
 from tests.conftest import SCHEMAS
 
 
@@ -77,7 +83,7 @@ def test_item_describes_inputs_by_band_name_and_outputs_with_classes() -> None:
 def test_catalog_validates_offline(
     tmp_path: Path, bands: tuple[str, ...] | None, arch: str
 ) -> None:
-    from app_package.bands import parse_bands
+    from app_package.eo.bands import parse_bands
 
     info = _info(parse_bands(bands), arch)
     catalog = write_catalog(tmp_path, info)

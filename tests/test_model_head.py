@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from app_package.errors import ModelError
-from app_package.model import SmallCNN, _mean_std, build_model, load_local, save_local
-from app_package.model_spec import SMALLCNN_HEAD, ModelSpec
+from app_package.model.networks import SmallCNN, _mean_std, build_model, load_local, save_local
+from app_package.model.spec import SMALLCNN_HEAD, ModelSpec
 
 BANDS = ("B02", "B03", "B04", "B08")
 

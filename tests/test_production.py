@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 import requests
 
-from app_package.jobs import Owner, orphan_reason
-from app_package.jobstore import PostgresStore
+from app_package.jobs.manager import Owner, orphan_reason
+from app_package.jobs.store import PostgresStore
 from tests.conftest import REPO
 from tests.pgserve import PostgresMissing, PostgresServer
 from tests.test_server import CONFIG, Server, _job_processes
@@ -88,7 +88,7 @@ def test_tinydb_store_file_stays_plain_json(tmp_path: Path) -> None:
 
     import tinydb
 
-    from app_package.jobstore import TinyDBStore
+    from app_package.jobs.store import TinyDBStore
 
     store = TinyDBStore(tmp_path / "jobs.db")
     job = {"identifier": "j1", "process_id": "p", "status": "accepted", "idempotency_key": "k1",
@@ -135,7 +135,7 @@ def test_tinydb_group_commit_writes_queued_jobs_once_each(
     job of it and leaves nothing queued."""
     import json
 
-    from app_package.jobstore import TinyDBStore
+    from app_package.jobs.store import TinyDBStore
 
     store = TinyDBStore(tmp_path / "jobs.db")
     store.add_unique({"identifier": "old", "process_id": "p", "idempotency_key": "k0"}, "k0")
@@ -528,8 +528,8 @@ def test_train_tracked_in_mlflow_server_then_classify_on_toil_and_cwltool(
 
 
 def test_cwl_job_order_and_step_progress_parsing() -> None:
-    from app_package.cwl_engine import check_engine, job_order, step_event
     from app_package.errors import InputError
+    from app_package.jobs.cwl_engine import check_engine, job_order, step_event
 
     types = {"product": "Directory[]", "model": "string", "stride": "int?",
              "tracking_uri": "string?"}  # fmt: skip
@@ -562,7 +562,7 @@ def test_every_process_runs_as_its_cwl_package_and_water_bodies_maps(config: Pat
     each reference resolves to a workflow, and water-bodies' OGC inputs map onto it."""
     import yaml
 
-    from app_package.cwl_engine import job_order, package_ref, workflow_inputs
+    from app_package.jobs.cwl_engine import job_order, package_ref, workflow_inputs
 
     resources = yaml.safe_load(config.read_text())["resources"]
     for pid in ("eurosat-training", "tile-classification", "water-bodies"):
@@ -608,7 +608,7 @@ def test_mlflow_down_mid_training_fails_the_job_and_leaves_no_run_running(
 ) -> None:
     from mlflow import MlflowClient
 
-    from app_package.jobs import RUN_TAG
+    from app_package.jobs.manager import RUN_TAG
 
     backend = pg.create_database("mlflow_fault").replace("postgresql://", "postgresql+psycopg://")
     proc, url = _start_mlflow(backend, tmp_path)

@@ -1,4 +1,4 @@
-"""Unit tests of app_package.ogc: RFC 7240 Prefer parsing, execution mode, href policy."""
+"""Unit tests of app_package.service.ogc: RFC 7240 Prefer parsing, execution mode, href policy."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app_package.ogc import INVALID_INPUT, HrefPolicy, OGCError, choose_mode, parse_prefer
+from app_package.service.ogc import INVALID_INPUT, HrefPolicy, OGCError, choose_mode, parse_prefer
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pystac
 import pytest
 
 from app_package.errors import DataError, NotFoundError
-from app_package.stac_merge import merge_catalogs
+from app_package.stac.merge import merge_catalogs
 
 
 def write_child(root: Path, catalog_id: str) -> Path:

@@ -7,7 +7,7 @@ import pytest
 from affine import Affine
 
 from app_package.errors import InputError
-from app_package.tiling import (
+from app_package.inference.tiling import (
     ChipGrid,
     ProbabilityMosaic,
     chips_touching_nodata,

@@ -16,9 +16,10 @@ import pytest
 import torch
 
 from app_package.errors import NotFoundError, TrackingError
-from app_package.model import build_model
-from app_package.model_spec import ModelSpec
-from app_package.tracking import (
+from app_package.model.networks import build_model
+from app_package.model.spec import ModelSpec
+from app_package.training.loop import EpochStats
+from app_package.training.tracking import (
     RegisteredModel,
     Tracker,
     best_model_uri,
@@ -27,7 +28,6 @@ from app_package.tracking import (
     confusion_matrix_png,
     load_model,
 )
-from app_package.training import EpochStats
 from tests.procs import stop
 from tests.test_training import assert_no_run_left_running, make_catalog, quick_config, store
 
@@ -166,7 +166,7 @@ def test_training_against_a_real_mlflow_server(tmp_path: Path) -> None:
                 time.sleep(1)
         stac = make_catalog(tmp_path / "data", 4)
         cfg = quick_config(stac, tmp_path, tracking_uri=url, epochs=1)
-        from app_package.training import train
+        from app_package.training.loop import train
 
         result = train(cfg)
         assert result.is_champion and result.model_uri == "models:/eurosat-classifier/1"

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from app_package.bands import EUROSAT_CLASS_NAMES
+from app_package.eo.bands import EUROSAT_CLASS_NAMES
 from app_package.errors import AppPackageError, DataError, InputError, TrackingError
-from app_package.model import build_model, load_local
-from app_package.model_spec import ModelSpec
-from app_package.training import (
+from app_package.model.networks import build_model, load_local
+from app_package.model.spec import ModelSpec
+from app_package.training.loop import (
     ChipBatches,
     TrainConfig,
     augment_batch,
@@ -35,7 +35,7 @@ from tests.datagen import make_chip, write_eurosat_tree
 # ------------------------------------------------------------------ helpers (shared)
 def make_catalog(root: Path, n_per_class: int | dict[str, int] = 5, seed: int = 0) -> str:
     """A EuroSAT tree written by code, turned into a static STAC catalog; returns its path."""
-    from app_package.eurosat_stac import eurosat_to_stac
+    from app_package.data.eurosat_stac import eurosat_to_stac
 
     tree = write_eurosat_tree(root / "EuroSAT_MS", n_per_class, seed=seed)
     return str(eurosat_to_stac(tree, root / "stac"))
@@ -237,8 +237,8 @@ def test_the_chip_statistics_term_learns_faster_and_reads_texture() -> None:
     """The default SmallCNN's statistics term is stepped at CHIP_STATS_LR_MULT x the learning
     rate (every optimizer and schedule keeps the ratio); the rest at the rate itself. Its
     features see texture: two chips with equal band means and deviations differ in them."""
-    from app_package.model import SmallCNN, chip_stats
-    from app_package.model_spec import CHIP_STATS_LR_MULT
+    from app_package.model.networks import SmallCNN, chip_stats
+    from app_package.model.spec import CHIP_STATS_LR_MULT
 
     model = build_model(ModelSpec.for_bands("smallcnn", ("B02", "B03", "B04")))
     assert isinstance(model, SmallCNN)
@@ -357,8 +357,8 @@ def test_train_tracks_registers_and_writes_a_valid_mlm_catalog(
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    from app_package.stac_validation import validate_catalog
-    from app_package.tracking import best_model_uri, load_model
+    from app_package.stac.validation import validate_catalog
+    from app_package.training.tracking import best_model_uri, load_model
 
     messages: list[tuple[float, str]] = []
     cfg = quick_config(catalog, tmp_path, patience=0)

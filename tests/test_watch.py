@@ -20,9 +20,17 @@ import pytest
 import requests
 
 from app_package.errors import InputError, ServiceError
-from app_package.ogc_client import ProcessesClient
-from app_package.watch import EX_TEMPFAIL, Limits, Search, StateStore, Target, Watcher, item_key
-from app_package.webhook import WebhookServer, item_from_request, parse_listen
+from app_package.events.ogc_client import ProcessesClient
+from app_package.events.watch import (
+    EX_TEMPFAIL,
+    Limits,
+    Search,
+    StateStore,
+    Target,
+    Watcher,
+    item_key,
+)
+from app_package.events.webhook import WebhookServer, item_from_request, parse_listen
 from tests.httpserve import Receiver
 from tests.test_dataset import running_stac_api
 from tests.test_server import Server
@@ -389,8 +397,8 @@ def test_failed_jobs_call_failed_uri_and_only_allowed_hosts(
 
 def test_callbacks_are_checked_again_when_sent(receiver: Receiver) -> None:
     """A host that passed at submission but resolves to a refused address later gets nothing."""
-    from app_package.jobs import _post
-    from app_package.ogc import HrefPolicy
+    from app_package.jobs.manager import _post
+    from app_package.service.ogc import HrefPolicy
 
     url = f"http://127.0.0.1:{receiver.port}/hook"
     _post(url, {"status": "successful"}, HrefPolicy())  # default policy: loopback refused

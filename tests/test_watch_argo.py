@@ -170,7 +170,7 @@ def test_image_tags_and_cwl_reference_match_the_package() -> None:
 
 def test_stage_in_writes_what_the_cwl_and_classify_accept(tmp_path: Path) -> None:
     """Run the stage-in script; its params match the CWL inputs, its catalog opens as a product."""
-    from app_package.sentinel2 import open_product
+    from app_package.eo.sentinel2 import open_product
 
     template = _one("WorkflowTemplate", "tile-classification-calrissian")
     (stage,) = [t for t in template["spec"]["templates"] if t["name"] == "stage-in"]

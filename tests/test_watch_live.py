@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from app_package.watch import EX_TEMPFAIL, item_key
+from app_package.events.watch import EX_TEMPFAIL, item_key
 from tests.conftest import REPO
 from tests.test_dataset import running_stac_api
 from tests.test_server import Server, _free_port
@@ -34,9 +34,9 @@ pytestmark = pytest.mark.slow
 def _model(folder: Path) -> Path:
     import torch
 
-    from app_package.bands import EUROSAT_FILE_BAND_ORDER
-    from app_package.model import build_model, save_local
-    from app_package.model_spec import ModelSpec
+    from app_package.eo.bands import EUROSAT_FILE_BAND_ORDER
+    from app_package.model.networks import build_model, save_local
+    from app_package.model.spec import ModelSpec
 
     torch.manual_seed(0)
     spec = ModelSpec.for_bands("smallcnn", EUROSAT_FILE_BAND_ORDER)

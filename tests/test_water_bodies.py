@@ -19,7 +19,7 @@ import rasterio
 from affine import Affine
 
 from app_package.errors import AppPackageError, DataError, InputError
-from app_package.water import (
+from app_package.inference.water import (
     MASK_NODATA,
     NOT_WATER,
     WATER,
@@ -30,7 +30,7 @@ from app_package.water import (
     water_fraction,
     water_mask,
 )
-from app_package.water_bodies import (
+from app_package.inference.water_bodies import (
     Window,
     check_aoi,
     grid_window,
@@ -158,7 +158,7 @@ def test_aoi_values() -> None:
 def test_mask_finds_the_lake_and_keeps_nodata(tmp_path: Path, jp2: dict[str, Path]) -> None:
     from rio_cogeo.cogeo import cog_validate
 
-    from app_package.stac_validation import validate_catalog
+    from app_package.stac.validation import validate_catalog
 
     src = item(tmp_path / "in" / "item.json", jp2, style="common")  # green/nir/red asset keys
     catalog = water_bodies([src], tmp_path / "out")
@@ -187,7 +187,7 @@ def test_offset_is_removed_for_baseline_04(tmp_path: Path) -> None:
     old = item(tmp_path / "old.json", plain, baseline="02.09", item_id="old")
     new = item(tmp_path / "new.json", shifted, baseline="05.00", item_id="new")
     wrong = item(tmp_path / "wrong.json", shifted, baseline="02.09", item_id="wrong")
-    from app_package.sentinel2 import open_product
+    from app_package.eo.sentinel2 import open_product
 
     def values(ref: str) -> np.ndarray:
         sources = open_product(ref).require(("B03", "B08"))
@@ -228,7 +228,7 @@ def test_aoi_crops_to_its_window(tmp_path: Path, jp2: dict[str, Path]) -> None:
 def test_real_subset_finds_the_havel_and_its_lakes(tmp_path: Path) -> None:
     from rio_cogeo.cogeo import cog_validate
 
-    from app_package.stac_validation import validate_catalog
+    from app_package.stac.validation import validate_catalog
 
     catalog = water_bodies([str(SAMPLE_ITEM)], tmp_path / "out")
     assert validate_catalog(catalog, SCHEMAS) == 2
@@ -312,7 +312,7 @@ def app_package(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_two_items_into_one_catalog(tmp_path: Path, jp2: dict[str, Path]) -> None:
-    from app_package.stac_validation import validate_catalog
+    from app_package.stac.validation import validate_catalog
 
     a = item(tmp_path / "a" / "item.json", jp2, item_id="a")
     b = item(tmp_path / "b" / "item.json", jp2, item_id="b", style="eo")
@@ -374,7 +374,7 @@ def test_cli_bad_input_exits_2_and_writes_nothing(
 def test_process_description_and_example() -> None:
     from jsonschema import Draft202012Validator
 
-    from app_package.ogc import HrefPolicy, validate_execute
+    from app_package.service.ogc import HrefPolicy, validate_execute
     from processes.water_bodies import PROCESS_METADATA as P
 
     assert P["id"] == "water-bodies"
@@ -411,7 +411,7 @@ def test_process_runs_like_the_library(tmp_path: Path) -> None:
 def test_live_server_runs_water_bodies_async(tmp_path: Path) -> None:
     import requests
 
-    from app_package.ogc import HrefPolicy, validate_execute
+    from app_package.service.ogc import HrefPolicy, validate_execute
     from tests.test_server import Server, _assert_valid
 
     server = Server(tmp_path / "var").start()
@@ -437,7 +437,7 @@ def test_live_server_runs_water_bodies_async(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the CWL package
 @pytest.mark.slow
 def test_cwltool_scatters_over_two_items_into_one_catalog(tmp_path: Path) -> None:
-    from app_package.stac_validation import validate_catalog
+    from app_package.stac.validation import validate_catalog
     from tests.test_cwl import WATER, cwltool, directory, run_cwl, write_product
 
     staged = tmp_path / "staged"

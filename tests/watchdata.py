@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from app_package.bands import S2_BANDS
+from app_package.eo.bands import S2_BANDS
 
 SAMPLE = Path(__file__).resolve().parent.parent / "app_package" / "sample" / "s2-l1c"
 COLLECTION = "sentinel-2-l1c"

@@ -1,0 +1,450 @@
+"""Labelled EuroSAT chips from a STAC reference: listing, stratified sampling, loading, splitting.
+
+A STAC reference is one of
+- a local path or http(s) URL of a static `catalog.json` / `collection.json` (children and items
+  are walked through their links);
+- a collection with a stac-geoparquet asset (media type `application/vnd.apache.parquet`) listing
+  its items — preferred when present: one read instead of one JSON file per item;
+- a STAC API collection, `http(s)://host/.../collections/<id>`: detected by the `conformsTo` of its
+  landing page (the `root` link) and searched with pystac-client.
+
+The label is the single class object in the item property `classification:classes` (see
+`app_package.data.eurosat_stac`); the chip is the item's `image` asset (else its first GeoTIFF data
+asset), whose `bands` (or `eo:bands`) list gives the band order inside the file. Items are sorted
+by id before sampling, so the same catalog gives the same chips for the same seed whichever way it
+is served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlparse
+
+import numpy as np
+
+from app_package.data.eurosat import read_chip
+from app_package.data.eurosat_stac import (
+    GEOPARQUET_MEDIA_TYPE,
+    IMAGE_ASSET,
+    LABEL_PROPERTY,
+    SPLIT_PROPERTY,
+    SPLITS,
+)
+from app_package.eo.bands import (
+    EUROSAT_CHIP_SIZE,
+    EUROSAT_CLASS_NAMES,
+    EUROSAT_FILE_BAND_ORDER,
+    parse_bands,
+)
+from app_package.errors import DataError, InputError, NotFoundError
+from app_package.util.progress import ProgressCallback, no_progress
+
+logger = logging.getLogger(__name__)
+
+HTTP_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class LabelledChips:
+    """Chips and their labels, with where they came from."""
+
+    x: np.ndarray  # uint16 [N, C, 64, 64], channels in `bands` order
+    y: np.ndarray  # int64 [N], index into EUROSAT_CLASS_NAMES
+    bands: tuple[str, ...]
+    item_ids: tuple[str, ...]
+    source: str
+
+    def digest(self) -> str:
+        """sha256 over item ids, labels and bands: the dataset's lineage in one string."""
+        payload = json.dumps(
+            {"ids": list(self.item_ids), "y": [int(v) for v in self.y], "bands": list(self.bands)},
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def counts(self) -> dict[str, int]:
+        """Number of chips per class name (classes present only), in class order."""
+        values, n = np.unique(self.y, return_counts=True)
+        return {EUROSAT_CLASS_NAMES[int(v)]: int(c) for v, c in zip(values, n, strict=True)}
+
+
+@dataclass(frozen=True)
+class ChipRecord:
+    """One labelled chip as listed by a STAC item."""
+
+    item_id: str
+    class_index: int
+    href: str  # absolute path or URL of the GeoTIFF
+    file_bands: tuple[str, ...]  # band names in the file's order
+    split: str | None
+
+
+# ---------------------------------------------------------------- reading STAC
+def _is_url(ref: str) -> bool:
+    return urlparse(ref).scheme in ("http", "https")
+
+
+def _resolve(href: str, base: str) -> str:
+    """`href` resolved against the document `base` (path or URL) it appeared in."""
+    if _is_url(href) or href.startswith("file://"):
+        return urlparse(href).path if href.startswith("file://") else href
+    if _is_url(base):
+        return urljoin(base, href)
+    if os.path.isabs(href):
+        return href
+    return os.path.normpath(os.path.join(os.path.dirname(base), href))
+
+
+def _read_bytes(ref: str) -> bytes:
+    if _is_url(ref):
+        import requests
+
+        try:
+            r = requests.get(ref, timeout=HTTP_TIMEOUT_S)
+        except requests.RequestException as e:
+            raise NotFoundError(
+                f"cannot reach {ref}: {e} — check the URL and that the server is running"
+            ) from e
+        if r.status_code != 200:
+            raise NotFoundError(f"{ref} answered HTTP {r.status_code}: check the URL")
+        return r.content
+    path = Path(ref)
+    if not path.is_file():
+        raise NotFoundError(
+            f"STAC file {ref} does not exist: pass a catalog.json, collection.json or a STAC "
+            "API collection URL"
+        )
+    return path.read_bytes()
+
+
+def _read_json(ref: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(_read_bytes(ref))
+    except json.JSONDecodeError as e:
+        raise DataError(
+            f"{ref} is not valid JSON ({e}): point at a STAC catalog or collection"
+        ) from e
+    if not isinstance(doc, dict):
+        raise DataError(f"{ref} is not a STAC object (a JSON object was expected)")
+    return doc
+
+
+def _link(doc: dict[str, Any], rel: str) -> str | None:
+    for link in doc.get("links", []):
+        if link.get("rel") == rel and link.get("href"):
+            return str(link["href"])
+    return None
+
+
+def _api_root(doc: dict[str, Any], ref: str) -> str | None:
+    """The landing page URL if `doc` (fetched from `ref`) is a collection served by a STAC API.
+
+    Candidates: the URL above `/collections/<id>` and the collection's `root` link; the one whose
+    document declares item search in `conformsTo` is the API.
+    """
+    if not _is_url(ref) or doc.get("type") != "Collection":
+        return None
+    candidates: list[str] = []
+    if "/collections/" in ref:
+        candidates.append(ref.rsplit("/collections/", 1)[0] + "/")
+    root = _link(doc, "root")
+    if root is not None:
+        candidates.append(_resolve(root, ref))
+    for url in candidates:
+        try:
+            landing = _read_json(url)
+        except (NotFoundError, DataError):
+            continue
+        conforms = landing.get("conformsTo") or []
+        if any(str(c).endswith("/item-search") for c in conforms):
+            return url
+    return None
+
+
+def _geoparquet_href(doc: dict[str, Any], ref: str) -> str | None:
+    for asset in (doc.get("assets") or {}).values():
+        href = str(asset.get("href", ""))
+        if asset.get("type") == GEOPARQUET_MEDIA_TYPE or href.endswith(".parquet"):
+            return _resolve(href, ref)
+    return None
+
+
+def _walk_static(ref: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """(item dict, its href) for every item reachable from a static catalog/collection."""
+    for doc, href in walk_stac(ref):
+        if doc.get("type") == "Feature":
+            yield doc, href
+
+
+def walk_stac(ref: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """Every STAC document (catalog, collection, item) reachable from `ref` (a path or URL)
+    through `child` and `item` links, with its href; each is read once."""
+    todo = [ref]
+    seen: set[str] = set()
+    while todo:
+        href = todo.pop()
+        if href in seen:
+            continue
+        seen.add(href)
+        doc = _read_json(href)
+        yield doc, href
+        if doc.get("type") == "Feature":
+            continue
+        for link in doc.get("links", []):
+            if link.get("rel") in ("child", "item") and link.get("href"):
+                todo.append(_resolve(str(link["href"]), href))
+
+
+def _read_geoparquet(href: str) -> Iterator[tuple[dict[str, Any], str]]:
+    import pyarrow.parquet as pq
+    import stac_geoparquet.arrow
+
+    try:
+        table = pq.read_table(io.BytesIO(_read_bytes(href)))
+    except Exception as e:  # pyarrow raises several kinds
+        if isinstance(e, NotFoundError):
+            raise
+        raise DataError(f"cannot read the stac-geoparquet file {href}: {e}") from e
+    for item in stac_geoparquet.arrow.stac_table_to_items(table):
+        yield item, href  # asset hrefs in the parquet are relative to the parquet file
+
+
+def _search_api(root_url: str, collection_id: str) -> Iterator[tuple[dict[str, Any], str]]:
+    from pystac_client import Client
+    from pystac_client.exceptions import APIError
+
+    try:
+        client = Client.open(root_url)
+        search = client.search(collections=[collection_id], limit=500)
+        for item in search.items_as_dicts():
+            base = (
+                _link(item, "self")
+                or f"{root_url.rstrip('/')}/collections/{collection_id}/items/{item['id']}"
+            )
+            yield item, _resolve(base, root_url)
+    except APIError as e:
+        raise DataError(f"STAC API {root_url} refused the search of {collection_id!r}: {e}") from e
+
+
+def list_items(stac: str) -> tuple[list[tuple[dict[str, Any], str]], str]:
+    """Every item dict of the reference with the href its relative links resolve against.
+
+    Returns (items, how) where how is "api", "geoparquet" or "static".
+    """
+    ref = str(stac)
+    if not _is_url(ref):
+        path = Path(ref).expanduser().resolve()
+        if path.is_dir():  # e.g. a staged-in folder: its catalog.json (or collection.json)
+            found = [path / n for n in ("catalog.json", "collection.json") if (path / n).is_file()]
+            if not found:
+                raise NotFoundError(
+                    f"{path} holds no catalog.json or collection.json: pass the STAC file itself"
+                )
+            path = found[0]
+        ref = str(path)
+    doc = _read_json(ref)
+    if "conformsTo" in doc and doc.get("type") != "Collection":
+        raise InputError(
+            f"{ref} is a STAC API landing page: pass one of its collections, "
+            f"e.g. {ref.rstrip('/')}/collections/<id>"
+        )
+    root = _api_root(doc, ref)
+    if root is not None:
+        return list(_search_api(root, str(doc["id"]))), "api"
+    parquet = _geoparquet_href(doc, ref) if doc.get("type") == "Collection" else None
+    if parquet is not None:
+        return list(_read_geoparquet(parquet)), "geoparquet"
+    if doc.get("type") not in ("Catalog", "Collection"):
+        raise DataError(
+            f"{ref} is a STAC {doc.get('type')!r}, not a catalog or collection: "
+            "pass the catalog.json or collection.json"
+        )
+    return list(_walk_static(ref)), "static"
+
+
+def _record(item: dict[str, Any], base: str) -> ChipRecord:
+    item_id = str(item.get("id"))
+    classes = (item.get("properties") or {}).get(LABEL_PROPERTY)
+    if not isinstance(classes, list) or len(classes) != 1 or not isinstance(classes[0], dict):
+        raise DataError(
+            f"item {item_id} ({base}): property {LABEL_PROPERTY!r} must hold exactly one class "
+            f"object, found {classes!r}: build the catalog with `app-package eurosat-to-stac`"
+        )
+    name = classes[0].get("name")
+    if name not in EUROSAT_CLASS_NAMES:
+        raise DataError(
+            f"item {item_id} ({base}): class {name!r} is not a EuroSAT class "
+            f"({', '.join(EUROSAT_CLASS_NAMES)})"
+        )
+    assets = item.get("assets") or {}
+    asset = assets.get(IMAGE_ASSET)
+    if asset is None:
+        tiffs = [a for a in assets.values() if "image/tiff" in str(a.get("type", ""))]
+        if not tiffs:
+            raise DataError(
+                f"item {item_id} ({base}) has no GeoTIFF asset (assets: "
+                f"{', '.join(assets) or 'none'}): expected an {IMAGE_ASSET!r} asset"
+            )
+        asset = tiffs[0]
+    band_list = asset.get("bands") or asset.get("eo:bands")
+    file_bands = (
+        parse_bands([str(b["name"]) for b in band_list]) if band_list else EUROSAT_FILE_BAND_ORDER
+    )
+    split = (item.get("properties") or {}).get(SPLIT_PROPERTY)
+    return ChipRecord(
+        item_id=item_id,
+        class_index=EUROSAT_CLASS_NAMES.index(name),
+        href=_resolve(str(asset["href"]), base),
+        file_bands=tuple(file_bands),
+        split=str(split) if split is not None else None,
+    )
+
+
+# ---------------------------------------------------------------- sampling and splitting
+def sample_per_class(
+    records: Sequence[ChipRecord], samples_per_class: int | None, seed: int
+) -> list[ChipRecord]:
+    """`samples_per_class` records drawn at random (seeded) from each class present; all if None.
+
+    Records are sorted by item id first, so the draw does not depend on listing order.
+    """
+    ordered = sorted(records, key=lambda r: (r.class_index, r.item_id))
+    if samples_per_class is None:
+        return ordered
+    if samples_per_class < 1:
+        raise InputError(f"samples_per_class={samples_per_class}: give a positive number")
+    rng = np.random.default_rng(seed)
+    out: list[ChipRecord] = []
+    for ci, name in enumerate(EUROSAT_CLASS_NAMES):
+        members = [r for r in ordered if r.class_index == ci]
+        if not members:
+            continue
+        if samples_per_class > len(members):
+            counts = {
+                n: sum(r.class_index == i for r in ordered)
+                for i, n in enumerate(EUROSAT_CLASS_NAMES)
+            }
+            raise InputError(
+                f"samples_per_class={samples_per_class} but class {name} has only "
+                f"{len(members)} chips (per class: "
+                f"{', '.join(f'{k} {v}' for k, v in counts.items() if v)}): ask for at most "
+                f"{min(v for v in counts.values() if v)}"
+            )
+        pick = np.sort(rng.choice(len(members), size=samples_per_class, replace=False))
+        out.extend(members[int(i)] for i in pick)
+    return out
+
+
+def stratified_split(
+    y: np.ndarray, *, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index arrays (train, val, test), each class split in the same proportions; seeded.
+
+    Every class present gets at least one training chip, and one validation/test chip when that
+    fraction is positive; otherwise InputError names the class and its count.
+    """
+    for name, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= f < 1.0:
+            raise InputError(f"{name}={f}: give a fraction in [0, 1)")
+    if val_fraction + test_fraction >= 1.0:
+        raise InputError(
+            f"val_fraction + test_fraction = {val_fraction + test_fraction:g}: leave some chips "
+            "for training (the sum must be < 1)"
+        )
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    parts: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        idx = idx[rng.permutation(len(idx))]
+        n = len(idx)
+        n_val = max(1, round(n * val_fraction)) if val_fraction > 0 else 0
+        n_test = max(1, round(n * test_fraction)) if test_fraction > 0 else 0
+        if n - n_val - n_test < 1:
+            name = EUROSAT_CLASS_NAMES[int(c)] if 0 <= int(c) < len(EUROSAT_CLASS_NAMES) else c
+            raise InputError(
+                f"class {name} has {n} chips: too few for a split with val_fraction="
+                f"{val_fraction:g} and test_fraction={test_fraction:g} (needs at least "
+                f"{n_val + n_test + 1}); use more samples per class or smaller fractions"
+            )
+        parts[1].append(idx[:n_val])
+        parts[2].append(idx[n_val : n_val + n_test])
+        parts[0].append(idx[n_val + n_test :])
+    train, val, test = (
+        np.sort(np.concatenate(p)) if p else np.empty(0, dtype=np.int64) for p in parts
+    )
+    return train.astype(np.int64), val.astype(np.int64), test.astype(np.int64)
+
+
+# ---------------------------------------------------------------- loading
+def load_labelled_chips(
+    stac: str,
+    *,
+    bands: Sequence[str] | None = None,
+    samples_per_class: int | None = None,
+    seed: int = 0,
+    split: str | None = None,
+    progress: ProgressCallback = no_progress,
+    max_workers: int = 8,
+) -> LabelledChips:
+    """Load labelled chips from a STAC reference into one uint16 array, bands chosen by name.
+
+    `split` keeps only items whose `eurosat:split` property is that value (train/val/test).
+    """
+    band_names = parse_bands(list(bands) if bands is not None else None)
+    if split is not None and split not in SPLITS:
+        raise InputError(f"split={split!r}: choose one of {', '.join(SPLITS)}")
+    progress(0.0, f"listing items of {stac}")
+    items, how = list_items(str(stac))
+    records = [_record(item, base) for item, base in items]
+    if split is not None:
+        records = [r for r in records if r.split == split]
+    if not records:
+        what = f" in split {split!r}" if split else ""
+        raise DataError(
+            f"no items{what} found in {stac} ({how}): point at a catalog built by "
+            "`app-package eurosat-to-stac`"
+        )
+    ids = [r.item_id for r in records]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise DataError(f"{stac} lists items more than once ({', '.join(dup)}): fix the catalog")
+    chosen = sample_per_class(records, samples_per_class, seed)
+    logger.info("loading %d of %d chips from %s (%s)", len(chosen), len(records), stac, how)
+    progress(5.0, f"reading {len(chosen)} chips")
+
+    x = np.empty((len(chosen), len(band_names), EUROSAT_CHIP_SIZE, EUROSAT_CHIP_SIZE), np.uint16)
+
+    def read(i: int) -> int:
+        r = chosen[i]
+        missing = [b for b in band_names if b not in r.file_bands]
+        if missing:
+            raise DataError(
+                f"item {r.item_id}: band(s) {', '.join(missing)} not in its asset "
+                f"(bands: {', '.join(r.file_bands)})"
+            )
+        # URLs: one GET per chip (GDAL's range reads would hold the GIL while they wait)
+        data = _read_bytes(r.href) if _is_url(r.href) else None
+        x[i] = read_chip(r.href, band_names, file_order=r.file_bands, data=data)
+        return i
+
+    with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+        for done, _ in enumerate(pool.map(read, range(len(chosen))), 1):
+            if done % 50 == 0 or done == len(chosen):
+                progress(5.0 + 95.0 * done / len(chosen), f"{done}/{len(chosen)} chips")
+    return LabelledChips(
+        x=x,
+        y=np.array([r.class_index for r in chosen], dtype=np.int64),
+        bands=band_names,
+        item_ids=tuple(r.item_id for r in chosen),
+        source=str(stac),
+    )

@@ -1,0 +1,668 @@
+"""Event-driven classification: new STAC items become OGC API – Processes jobs, each exactly once.
+
+A `Watcher` polls a STAC API search (collections, bbox, datetime window, cloud-cover limit, any
+CQL2 filter) and/or accepts items pushed to its webhook (`app_package.events.webhook`); every new
+item is submitted as an async execute request (`tile-classification` by default) to an OGC API –
+Processes endpoint.
+
+Exactly once, across restarts. Every item gets a deterministic key (process, collection, item
+id). The key is first recorded in sqlite as `pending` (INSERT OR IGNORE: only one claimant ever
+wins, whether poller or webhook, in this process or another). A pending row is leased, its
+attempt counted and committed, *then* the request is sent with the key as its
+`Idempotency-Key` header; the job id is recorded (`submitted`) after the answer. A crash between
+"sent" and "recorded" leaves the row `pending`; once its lease expires it is sent again with the
+same key, and a server that honours the header (ours does) answers with the job the first
+request created — no second job. An endpoint that ignores the header could run such an item
+twice; that window is one request's round trip. Items are never submitted again once
+`submitted`; the job's outcome is followed (`successful` / `failed` / `dismissed`).
+
+Bounds: at most `max_in_flight` jobs submitted and not yet finished, at most `max_per_minute`
+submissions. An unreachable endpoint or STAC API (connection error, timeout, 5xx, 429) is retried
+with exponential backoff, forever in loop mode: nothing is lost, items wait as `pending`. A 4xx
+answer to an execute request marks the item `rejected` (retrying cannot fix it).
+
+Event bus. With a `publisher` (`--redis-url`), every new item is also — or, with `submit=False`
+(`--no-submit`), only — published as one CloudEvent to a Redis stream, for `app-package trigger`
+or any other consumer. The event (its id derived from the item's collection and id) is built
+when the item is first seen and stored in its row; it is published once (`EventBus.publish_once`
+keeps a repeat of the same event id off the stream, so a crash between publishing and recording
+publishes nothing twice), and retried with backoff while Redis is down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from app_package.defaults import CHAMPION_URI
+from app_package.errors import InputError, ServiceError
+from app_package.events.cloudevents import item_created, now_rfc3339
+from app_package.events.ogc_client import TERMINAL, ProcessesClient
+from app_package.events.streams import StreamPublisher
+
+logger = logging.getLogger(__name__)
+
+KEY_VERSION = "app-package-watch/1"
+EX_TEMPFAIL = 75  # `--once` exit status when some items are left for the next run
+
+
+def item_key(process_id: str, collection: str | None, item_id: str) -> str:
+    """The deterministic idempotency key of one item for one process."""
+    text = f"{KEY_VERSION}\n{process_id}\n{collection or ''}\n{item_id}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def self_href(item: dict[str, Any]) -> str | None:
+    """The item's `self` link (where the processing endpoint can read it), if any."""
+    for link in item.get("links") or []:
+        if isinstance(link, dict) and link.get("rel") == "self" and link.get("href"):
+            return str(link["href"])
+    return None
+
+
+# ---------------------------------------------------------------- what to watch
+@dataclass(frozen=True)
+class Search:
+    """A STAC API item search; the same criteria filter items pushed to the webhook."""
+
+    stac_url: str | None = None
+    collections: tuple[str, ...] = ()
+    bbox: tuple[float, float, float, float] | None = None
+    datetime: str | None = None
+    max_cloud_cover: float | None = None
+    filter: dict[str, Any] | None = None  # CQL2-JSON
+    max_items: int = 1000
+
+    @staticmethod
+    def parse_filter(text: str | None) -> dict[str, Any] | None:
+        """A CQL2 filter given as CQL2-JSON or CQL2-text, as CQL2-JSON."""
+        if not text:
+            return None
+        import cql2
+
+        try:
+            expr = cql2.Expr(json.loads(text)) if text.lstrip().startswith("{") else None
+            expr = expr or cql2.parse_text(text)
+            expr.validate()
+        except Exception as e:  # cql2 raises its own ValueError subclasses
+            raise InputError(f"--filter {text!r} is not valid CQL2 (text or JSON): {e}") from e
+        return dict(expr.to_json())
+
+    def cql2(self) -> dict[str, Any] | None:
+        """The filter sent to the API: the cloud-cover limit AND the user's filter."""
+        parts: list[dict[str, Any]] = []
+        if self.max_cloud_cover is not None:
+            parts.append(
+                {"op": "<=", "args": [{"property": "eo:cloud_cover"}, self.max_cloud_cover]}
+            )
+        if self.filter:
+            parts.append(self.filter)
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else {"op": "and", "args": parts}
+
+    def matches(self, item: dict[str, Any]) -> str | None:
+        """None when a pushed item meets the criteria, else why it does not."""
+        collection = item.get("collection")
+        if self.collections and collection not in self.collections:
+            return f"collection {collection!r} is not one of {', '.join(self.collections)}"
+        if self.bbox and item.get("bbox"):
+            b = item["bbox"]
+            w, s, e, n = (b[0], b[1], b[3], b[4]) if len(b) == 6 else (b[0], b[1], b[2], b[3])
+            W, S, E, N = self.bbox
+            if w > E or e < W or s > N or n < S:
+                return f"bbox {b} is outside {list(self.bbox)}"
+        if self.datetime:
+            reason = _outside_window(item.get("properties") or {}, self.datetime)
+            if reason:
+                return reason
+        expr = self.cql2()
+        if expr:
+            import cql2
+
+            if not cql2.Expr(expr).matches(item):
+                return f"the filter {cql2.Expr(expr).to_text()} does not match"
+        return None
+
+
+def _parse_time(value: str) -> datetime:
+    t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _outside_window(props: dict[str, Any], window: str) -> str | None:
+    start_s, _, end_s = window.partition("/")
+    if not end_s:
+        end_s = start_s
+    t0 = props.get("start_datetime") or props.get("datetime")
+    t1 = props.get("end_datetime") or props.get("datetime")
+    if not t0 or not t1:
+        return "the item has no datetime"
+    lo = None if start_s in ("", "..") else _parse_time(start_s)
+    hi = None if end_s in ("", "..") else _parse_time(end_s)
+    if (hi is not None and _parse_time(t0) > hi) or (lo is not None and _parse_time(t1) < lo):
+        return f"datetime {t0} is outside {window}"
+    return None
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and what to submit: the endpoint, the process, the model and any other inputs."""
+
+    endpoint: str = "http://localhost:5000"
+    process: str = "tile-classification"
+    model: str = CHAMPION_URI
+    product_input: str = "product"
+    model_input: str = "model"
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    def execute_inputs(self, product_href: str) -> dict[str, Any]:
+        return {**self.inputs, self.model_input: self.model, self.product_input: product_href}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Rate, concurrency and retry bounds."""
+
+    poll_interval_s: float = 60.0
+    max_in_flight: int = 4
+    max_per_minute: float = 30.0
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 300.0
+    request_timeout_s: float = 30.0
+
+    def backoff(self, failures: int) -> float:
+        """Exponential backoff with ±10 % jitter, capped."""
+        delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** max(0, failures - 1))
+        return delay * random.uniform(0.9, 1.1)
+
+
+# ---------------------------------------------------------------- state
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    key TEXT PRIMARY KEY,
+    item_id TEXT NOT NULL,
+    collection TEXT,
+    href TEXT NOT NULL,
+    source TEXT NOT NULL,
+    state TEXT NOT NULL,
+    job_id TEXT,
+    job_url TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL DEFAULT 0,
+    leased_until REAL NOT NULL DEFAULT 0,
+    error TEXT,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    event TEXT,
+    published TEXT
+);
+CREATE INDEX IF NOT EXISTS items_state ON items (state);
+"""
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class StateStore:
+    """The watcher's sqlite state: one row per item, keyed by its idempotency key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            self.path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(items)")}
+        for column in ("event", "published"):  # state files from before the event bus
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE items ADD COLUMN {column} TEXT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def claim(
+        self,
+        key: str,
+        item_id: str,
+        collection: str | None,
+        href: str,
+        source: str,
+        event: str | None = None,
+    ) -> bool:
+        """Record a new item as `pending` (with the CloudEvent to publish for it, if any);
+        False when the key is already known."""
+        t = _now_iso()
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO items (key, item_id, collection, href, source, state, "
+                "created, updated, event) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                (key, item_id, collection, href, source, t, t, event),
+            )
+            return cur.rowcount == 1
+
+    def unpublished(self) -> list[dict[str, Any]]:
+        """Rows whose CloudEvent is still to be published."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT * FROM items WHERE event IS NOT NULL AND published IS NULL "
+                "ORDER BY created, key"
+            )
+            return [dict(r) for r in cur.fetchall()]
+
+    def mark_published(self, key: str, entry: str, state: str | None = None) -> None:
+        """Record the stream entry of the item's event (`state`: the row's new state)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE items SET published = ?, state = COALESCE(?, state), updated = ? "
+                "WHERE key = ?",
+                (entry, state, _now_iso(), key),
+            )
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM items WHERE key = ?", (key,)).fetchone()
+        return dict(row) if row else None
+
+    def rows(self, state: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            if state is None:
+                cur = self._db.execute("SELECT * FROM items ORDER BY created, key")
+            else:
+                cur = self._db.execute(
+                    "SELECT * FROM items WHERE state = ? ORDER BY created, key", (state,)
+                )
+            return [dict(r) for r in cur.fetchall()]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            cur = self._db.execute("SELECT state, COUNT(*) FROM items GROUP BY state")
+            return {str(s): int(n) for s, n in cur.fetchall()}
+
+    def due(self, now: float, ignore_backoff: bool = False) -> list[dict[str, Any]]:
+        """Pending rows whose next attempt is due (any, with `ignore_backoff`), not leased."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT * FROM items WHERE state = 'pending' AND (? OR next_attempt <= ?) "
+                "AND leased_until <= ? ORDER BY created, key",
+                (ignore_backoff, now, now),
+            )
+            return [dict(r) for r in cur.fetchall()]
+
+    def lease(self, key: str, now: float, seconds: float) -> int | None:
+        """Take a pending row for one attempt; returns the attempt number, None if taken."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE items SET leased_until = ?, attempts = attempts + 1, updated = ? "
+                "WHERE key = ? AND state = 'pending' AND leased_until <= ?",
+                (now + seconds, _now_iso(), key, now),
+            )
+            if cur.rowcount != 1:
+                return None
+            row = db.execute("SELECT attempts FROM items WHERE key = ?", (key,)).fetchone()
+            return int(row[0])
+
+    def submitted(self, key: str, job_id: str, job_url: str, status: str) -> None:
+        state = status if status in TERMINAL else "submitted"
+        with self._tx() as db:
+            db.execute(
+                "UPDATE items SET state = ?, job_id = ?, job_url = ?, leased_until = 0, "
+                "error = NULL, updated = ? WHERE key = ?",
+                (state, job_id, job_url, _now_iso(), key),
+            )
+
+    def retry_later(self, key: str, error: str, next_attempt: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE items SET error = ?, next_attempt = ?, leased_until = 0, updated = ? "
+                "WHERE key = ? AND state = 'pending'",
+                (error, next_attempt, _now_iso(), key),
+            )
+
+    def finish(self, key: str, state: str, error: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE items SET state = ?, error = ?, leased_until = 0, updated = ? "
+                "WHERE key = ?",
+                (state, error, _now_iso(), key),
+            )
+
+
+# ---------------------------------------------------------------- the watcher
+@dataclass
+class CycleReport:
+    """What one cycle did (for logs, `--once` exit codes and tests)."""
+
+    found: int = 0
+    new: int = 0
+    published: int = 0
+    submitted: int = 0
+    finished: int = 0
+    deferred: int = 0  # left pending by a retryable failure
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Watcher:
+    """Polls a STAC API and/or takes pushed items; submits each new item once."""
+
+    def __init__(
+        self,
+        state: Path,
+        target: Target,
+        search: Search | None = None,
+        limits: Limits | None = None,
+        client: ProcessesClient | None = None,
+        publisher: StreamPublisher | None = None,
+        submit: bool = True,
+    ) -> None:
+        if not submit and publisher is None:
+            raise InputError("--no-submit needs --redis-url: the items would go nowhere")
+        self.store = StateStore(state)
+        self.target = target
+        self.publisher = publisher
+        self.submit = submit
+        self._bus_failures = 0
+        self._bus_paused_until = 0.0
+        self.search = search
+        self.limits = limits or Limits()
+        self.client = client or ProcessesClient(
+            target.endpoint, timeout=self.limits.request_timeout_s
+        )
+        self.stop_event = threading.Event()
+        self.wake = threading.Event()
+        self._endpoint_failures = 0
+        self._endpoint_paused_until = 0.0
+        self._poll_failures = 0
+        self._next_poll = 0.0
+        self._next_submit = 0.0
+        self._at_limit = False
+
+    def close(self) -> None:
+        self.client.close()
+        if self.publisher is not None:
+            self.publisher.close()
+        self.store.close()
+
+    def stop(self) -> None:
+        """Ask the loop to finish its current request and return (SIGTERM handler)."""
+        self.stop_event.set()
+        self.wake.set()
+
+    # ------------------------------------------------------------ intake
+    def accept(self, item: dict[str, Any], source: str) -> tuple[str, dict[str, Any]]:
+        """Take one STAC item (polled or pushed). Returns (outcome, its state row or reason).
+
+        outcome: "new" (recorded pending), "known" (seen before) or "ignored" (does not match
+        the search criteria, or has no self link to hand to the endpoint).
+        """
+        item_id = item.get("id")
+        if not isinstance(item_id, str) or not item_id:
+            return "ignored", {"reason": "the item has no string 'id'"}
+        if source == "webhook" and self.search is not None:
+            reason = self.search.matches(item)
+            if reason:
+                return "ignored", {"id": item_id, "reason": reason}
+        collection = item.get("collection")
+        key = item_key(self.target.process, collection, item_id)
+        known = self.store.get(key)
+        if known:
+            return "known", known
+        href = self_href(item)
+        if not href:
+            return "ignored", {
+                "id": item_id,
+                "reason": "the item has no 'self' link: the endpoint needs a URL to read it from",
+            }
+        event = None
+        if self.publisher is not None:
+            event = item_created(item, href, self.publisher.source, now_rfc3339()).to_json()
+        if self.store.claim(key, item_id, collection, href, source, event):
+            logger.info("new item %s (collection %s, %s): pending", item_id, collection, source)
+            self.wake.set()
+            return "new", self.store.get(key) or {}
+        return "known", self.store.get(key) or {}
+
+    def poll(self, report: CycleReport) -> None:
+        """One STAC API search; every item not seen before is recorded pending."""
+        assert self.search is not None and self.search.stac_url
+        for item in self._search_items():
+            report.found += 1
+            outcome, info = self.accept(item, "poll")
+            if outcome == "new":
+                report.new += 1
+            elif outcome == "ignored":
+                logger.warning("item %s ignored: %s", info.get("id"), info.get("reason"))
+
+    def _search_items(self) -> list[dict[str, Any]]:
+        from pystac_client import Client
+        from pystac_client.exceptions import APIError
+
+        s = self.search
+        assert s is not None and s.stac_url
+        try:
+            client = Client.open(s.stac_url, timeout=self.limits.request_timeout_s)
+            kw: dict[str, Any] = {"max_items": s.max_items}
+            if s.collections:
+                kw["collections"] = list(s.collections)
+            if s.bbox:
+                kw["bbox"] = list(s.bbox)
+            if s.datetime:
+                kw["datetime"] = s.datetime
+            expr = s.cql2()
+            if expr:
+                kw["filter"] = expr
+                kw["filter_lang"] = "cql2-json"
+            return list(client.search(**kw).items_as_dicts())
+        except APIError as e:
+            code = getattr(e, "status_code", None)
+            if code is not None and 400 <= code < 500 and code not in (408, 429):
+                raise InputError(
+                    f"the STAC API {s.stac_url} refused the search (HTTP {code}): {e}; check "
+                    "--collection, --bbox, --datetime and --filter"
+                ) from e
+            raise ServiceError(f"STAC API {s.stac_url} unavailable: {e}", retryable=True) from e
+        except InputError:
+            raise
+        except Exception as e:  # connection errors surface as many types through pystac-client
+            raise ServiceError(
+                f"STAC API {s.stac_url} unavailable: {type(e).__name__}: {e}", retryable=True
+            ) from e
+
+    # ------------------------------------------------------------ events
+    def publish_due(self, report: CycleReport, once: bool = False) -> None:
+        """Publish the events of new items (each once); back off while Redis is down."""
+        if self.publisher is None or (not once and time.time() < self._bus_paused_until):
+            return
+        for row in self.store.unpublished():
+            if self.stop_event.is_set():
+                return
+            try:
+                entry = self.publisher.publish(row["event"])
+            except ServiceError as e:
+                self._bus_failures += 1
+                delay = self.limits.backoff(self._bus_failures)
+                self._bus_paused_until = time.time() + delay
+                report.deferred += 1
+                report.errors.append(str(e))
+                logger.warning("publishing paused for %.1f s: %s", delay, e)
+                return
+            self._bus_failures = 0
+            self.store.mark_published(
+                row["key"], entry or "repeat", None if self.submit else "published"
+            )
+            report.published += 1
+            logger.info(
+                "item %s published to %s (%s)", row["item_id"], self.publisher.stream,
+                entry or "already on the stream",
+            )  # fmt: skip
+
+    # ------------------------------------------------------------ jobs
+    def refresh(self, report: CycleReport) -> None:
+        """Follow submitted jobs until they finish (frees concurrency slots)."""
+        for row in self.store.rows("submitted"):
+            if self.stop_event.is_set():
+                return
+            try:
+                doc = self.client.status(row["job_url"])
+            except ServiceError as e:
+                if e.retryable:
+                    logger.warning("status of job %s unknown for now: %s", row["job_id"], e)
+                    return
+                self.store.finish(row["key"], "failed", f"job lost: {e}")
+                report.finished += 1
+                logger.error("item %s: job %s lost: %s", row["item_id"], row["job_id"], e)
+                continue
+            if doc["status"] in TERMINAL:
+                message = doc.get("message") or None
+                error = None if doc["status"] == "successful" else message
+                self.store.finish(row["key"], doc["status"], error)
+                report.finished += 1
+                log = logger.info if doc["status"] == "successful" else logger.error
+                log("item %s: job %s %s (%s)", row["item_id"], row["job_id"], doc["status"],
+                    message or "")  # fmt: skip
+
+    def submit_due(self, report: CycleReport, once: bool = False) -> None:
+        """Submit pending items, within the concurrency and rate limits."""
+        now = time.time()
+        if not once and now < self._endpoint_paused_until:
+            return
+        in_flight = len(self.store.rows("submitted"))
+        for row in self.store.due(now, ignore_backoff=once):
+            if self.stop_event.is_set():
+                return
+            if in_flight >= self.limits.max_in_flight:
+                if not self._at_limit:  # say it once, not every round
+                    logger.info(
+                        "%d job(s) in flight (limit %d): later items wait",
+                        in_flight, self.limits.max_in_flight,
+                    )  # fmt: skip
+                self._at_limit = True
+                return
+            self._at_limit = False
+            wait = self._next_submit - time.monotonic()
+            if wait > 0 and self.stop_event.wait(wait):
+                return
+            self._next_submit = time.monotonic() + 60.0 / self.limits.max_per_minute
+            attempt = self.store.lease(row["key"], time.time(), 2 * self.limits.request_timeout_s)
+            if attempt is None:
+                continue  # another watcher took it
+            if self._submit(row, attempt, report):
+                in_flight += 1
+            elif report.deferred:
+                return  # the endpoint is down: stop hammering it, back off
+
+    def _submit(self, row: dict[str, Any], attempt: int, report: CycleReport) -> bool:
+        key = row["key"]
+        inputs = self.target.execute_inputs(row["href"])
+        try:
+            ref = self.client.execute_async(self.target.process, inputs, idempotency_key=key)
+        except ServiceError as e:
+            if e.retryable:
+                self._endpoint_failures += 1
+                delay = self.limits.backoff(self._endpoint_failures)
+                self._endpoint_paused_until = time.time() + delay
+                self.store.retry_later(key, str(e), time.time() + delay)
+                report.deferred += 1
+                report.errors.append(str(e))
+                logger.warning(
+                    "item %s: attempt %d failed, retry in %.1f s: %s",
+                    row["item_id"], attempt, delay, e,
+                )  # fmt: skip
+                return False
+            self.store.finish(key, "rejected", str(e))
+            report.rejected += 1
+            report.errors.append(str(e))
+            logger.error("item %s rejected by the endpoint: %s", row["item_id"], e)
+            return False
+        self._endpoint_failures = 0
+        self.store.submitted(key, ref.job_id, ref.url, ref.status)
+        report.submitted += 1
+        logger.info(
+            "item %s submitted: job %s (%s, attempt %d)", row["item_id"], ref.job_id, ref.url,
+            attempt,
+        )  # fmt: skip
+        return True
+
+    # ------------------------------------------------------------ loops
+    def cycle(self, once: bool = False) -> CycleReport:
+        """One round: poll the STAC API (when due), follow jobs, submit what is pending."""
+        report = CycleReport()
+        if self.search is not None and self.search.stac_url and time.time() >= self._next_poll:
+            try:
+                self.poll(report)
+            except ServiceError as e:
+                self._poll_failures += 1
+                delay = min(self.limits.backoff(self._poll_failures), self.limits.poll_interval_s)
+                self._next_poll = time.time() + delay
+                report.errors.append(str(e))
+                logger.warning("STAC search failed, next try in %.1f s: %s", delay, e)
+            else:
+                self._poll_failures = 0
+                self._next_poll = time.time() + self.limits.poll_interval_s
+                if report.new:
+                    logger.info("search found %d item(s), %d new", report.found, report.new)
+        self.publish_due(report, once=once)
+        if self.submit:
+            self.refresh(report)
+            self.submit_due(report, once=once)
+        return report
+
+    def run_once(self) -> int:
+        """`--once`: one cycle; 0 when nothing failed, EX_TEMPFAIL when items wait for retry."""
+        report = self.cycle(once=True)
+        counts = self.store.counts()
+        logger.info(
+            "once: %d found, %d new, %d published, %d submitted, %d deferred, %d rejected; "
+            "state %s", report.found, report.new, report.published, report.submitted,
+            report.deferred, report.rejected, counts,
+        )  # fmt: skip
+        return EX_TEMPFAIL if report.deferred or report.errors else 0
+
+    def run(self) -> None:
+        """Loop until `stop()` (SIGTERM): poll, follow jobs, submit; sleep between rounds."""
+        logger.info(
+            "watching %s -> %s/processes/%s (state %s)",
+            self.search.stac_url if self.search else "(webhook only)",
+            self.target.endpoint, self.target.process, self.store.path,
+        )  # fmt: skip
+        while not self.stop_event.is_set():
+            self.wake.clear()
+            try:
+                self.cycle()
+            except ServiceError as e:  # never let one bad round end the watcher
+                logger.warning("round failed: %s", e)
+            busy = self.store.rows("submitted") or self.store.unpublished()
+            sleep = 1.0 if busy or (self.submit and self.store.due(time.time())) else 5.0
+            if self.search is not None and self.search.stac_url:
+                sleep = min(sleep, max(0.05, self._next_poll - time.time()))
+            self.wake.wait(sleep)
+        logger.info("stopped; state %s", self.store.counts())

@@ -1,0 +1,205 @@
+"""The STAC item and catalog describing a classification output (pure: builds objects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from app_package.eo.bands import EUROSAT_CLASSES
+
+if TYPE_CHECKING:
+    import pystac
+    from affine import Affine
+    from rasterio.crs import CRS
+
+PROJECTION = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
+RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
+CLASSIFICATION = "https://stac-extensions.github.io/classification/v1.1.0/schema.json"
+PROCESSING = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
+
+CLASS_ASSET = "classification"
+CONFIDENCE_ASSET = "confidence"
+PREVIEW_ASSET = "preview"
+COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+
+
+@dataclass(frozen=True)
+class MapClass:
+    """One class as written in the map: value, name, description, display colour."""
+
+    value: int
+    name: str
+    description: str
+    rgb: tuple[int, int, int]
+
+    @property
+    def color_hex(self) -> str:
+        return "".join(f"{c:02X}" for c in self.rgb)
+
+
+def map_classes(names: tuple[str, ...]) -> list[MapClass]:
+    """Classes in model output order; colours and titles looked up by name (EuroSAT's)."""
+    known = {c.name: c for c in EUROSAT_CLASSES}
+    out = []
+    for i, n in enumerate(names):
+        c = known.get(n)
+        if c is not None:
+            out.append(MapClass(i, n, c.title, c.rgb))
+        else:  # a class EuroSAT lacks: a stable, distinct grey-blue shade
+            shade = (37 * (i + 1)) % 200 + 40
+            out.append(MapClass(i, n, n, (shade, shade, 255 - shade)))
+    return out
+
+
+def footprint(
+    bounds: tuple[float, float, float, float], crs: CRS, densify: int = 10
+) -> dict[str, Any]:
+    """The product extent as a WGS84 GeoJSON polygon (edges densified before reprojecting)."""
+    from rasterio.warp import transform_geom
+
+    left, bottom, right, top = bounds
+    ring: list[tuple[float, float]] = []
+    corners = [(left, top), (right, top), (right, bottom), (left, bottom)]
+    for (x0, y0), (x1, y1) in zip(corners, corners[1:] + corners[:1], strict=True):
+        ring += [
+            (x0 + (x1 - x0) * k / densify, y0 + (y1 - y0) * k / densify) for k in range(densify)
+        ]
+    ring.append(ring[0])
+    geom = {"type": "Polygon", "coordinates": [ring]}
+    out: dict[str, Any] = transform_geom(crs, "EPSG:4326", geom)
+    out["coordinates"] = [[[round(x, 7), round(y, 7)] for x, y in r] for r in out["coordinates"]]
+    return dict(out)
+
+
+def bbox_of(geom: dict[str, Any]) -> list[float]:
+    """[west, south, east, north] of a GeoJSON polygon's outer ring."""
+    xs = [p[0] for p in geom["coordinates"][0]]
+    ys = [p[1] for p in geom["coordinates"][0]]
+    return [min(xs), min(ys), max(xs), max(ys)]
+
+
+@dataclass(frozen=True)
+class OutputGrid:
+    """The map's grid: CRS, transform, shape, and the product extent it covers."""
+
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+    product_bounds: tuple[float, float, float, float]
+
+
+def projection_properties(grid: OutputGrid) -> dict[str, Any]:
+    """The projection extension's properties of a map grid (WKT2 where there is no EPSG code)."""
+    epsg = grid.crs.to_epsg()
+    code = f"EPSG:{epsg}" if epsg else None
+    t = grid.transform
+    proj: dict[str, Any] = {
+        "proj:code": code,
+        "proj:shape": [grid.height, grid.width],
+        "proj:transform": [t.a, t.b, t.c, t.d, t.e, t.f],
+    }
+    if code is None:
+        proj["proj:wkt2"] = grid.crs.to_wkt()
+    return proj
+
+
+def classification_classes(classes: list[MapClass], nodata: int = 255) -> list[dict[str, Any]]:
+    """`classification:classes` objects for the map's classes, plus its nodata value."""
+    out: list[dict[str, Any]] = [
+        {"value": c.value, "name": c.name, "description": c.description, "color_hint": c.color_hex}
+        for c in classes
+    ]
+    out.append({"value": nodata, "name": "nodata", "description": "No data", "nodata": True})
+    return out
+
+
+def build_item(
+    *,
+    item_id: str,
+    source_id: str,
+    source_href: str,
+    source_type: str,
+    acquired: datetime,
+    grid: OutputGrid,
+    classes: list[MapClass],
+    model_uri: str,
+    model_version: str | None,
+    software_version: str,
+    stride: int,
+    hrefs: dict[str, str],
+) -> pystac.Item:
+    """The output item; `hrefs` maps asset keys (classification, confidence, preview) to hrefs."""
+    import pystac
+
+    geom = footprint(grid.product_bounds, grid.crs)
+    proj = projection_properties(grid)
+    res = abs(grid.transform.a)
+    props: dict[str, Any] = {
+        "title": f"EuroSAT land cover of {source_id}",
+        "description": (
+            f"Land-cover classes of {source_id}, one cell per {stride} px chip step "
+            f"({res:g} m), from model {model_uri}"
+        ),
+        "processing:software": {"app-package": software_version},
+        "processing:lineage": (
+            f"Chips of the source product classified by {model_uri}"
+            + (f" (version {model_version})" if model_version else "")
+        ),
+        "app-package:model_uri": model_uri,
+        "app-package:model_version": model_version,
+        "app-package:stride_px": stride,
+        **proj,
+    }
+    item = pystac.Item(
+        id=item_id, geometry=geom, bbox=bbox_of(geom), datetime=acquired, properties=props,
+        stac_extensions=[PROJECTION, RASTER, CLASSIFICATION, PROCESSING],
+    )  # fmt: skip
+    cls_objs = classification_classes(classes)
+    item.add_asset(
+        CLASS_ASSET,
+        pystac.Asset(
+            hrefs[CLASS_ASSET], title="Land-cover class", media_type=COG_TYPE,
+            roles=["data", "classification"],
+            extra_fields={
+                "classification:classes": cls_objs,
+                "raster:bands": [{"data_type": "uint8", "nodata": 255, "spatial_resolution": res}],
+            },
+        ),
+    )  # fmt: skip
+    item.add_asset(
+        CONFIDENCE_ASSET,
+        pystac.Asset(
+            hrefs[CONFIDENCE_ASSET], title="Top-class probability (0–1)", media_type=COG_TYPE,
+            roles=["data", "confidence"],
+            extra_fields={
+                "raster:bands": [
+                    {"data_type": "float32", "nodata": "nan", "spatial_resolution": res}
+                ]
+            },
+        ),
+    )  # fmt: skip
+    if PREVIEW_ASSET in hrefs:
+        item.add_asset(
+            PREVIEW_ASSET,
+            pystac.Asset(
+                hrefs[PREVIEW_ASSET], title="Preview", media_type=pystac.MediaType.PNG,
+                roles=["overview", "visual"],
+            ),
+        )  # fmt: skip
+    item.add_link(pystac.Link("derived_from", source_href, media_type=source_type))
+    return item
+
+
+def build_catalog(item: pystac.Item) -> pystac.Catalog:
+    """A catalog holding the output item (the CWL stage-out convention)."""
+    import pystac
+
+    cat = pystac.Catalog(
+        id=f"{item.id}-catalog",
+        description=f"Classification output: {item.properties.get('title', item.id)}",
+        title="app-package classify output",
+    )
+    cat.add_item(item)
+    return cat

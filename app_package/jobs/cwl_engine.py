@@ -1,0 +1,274 @@
+"""Running a job as its CWL application package on an existing CWL runner (cwltool or Toil).
+
+With `manager.engine: cwltool|toil` ($APP_PACKAGE_ENGINE), a process whose configuration names
+its package (`cwl: cwl/tile-classification.cwl#tile-classification`) runs as that package: the
+job child builds the CWL job order from the OGC inputs (a STAC file or folder becomes a staged-in
+`Directory` holding a `catalog.json`), runs the runner, reports each workflow step's start and
+end as progress (parsed from the runner's log), and moves the output `Directory` (a STAC
+catalog) into the job's output folder. Dismissing kills the runner and everything it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from app_package.defaults import CONFIG_DIR
+from app_package.errors import AppPackageError, InputError
+from app_package.util.outputs import atomic_dir
+from app_package.util.progress import ProgressCallback
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("local", "cwltool", "toil")
+
+# cwltool: "[step classify] start" / "[step classify] completed success"; Toil (INFO): "Issued job
+# 'CWLJob' tile-classification.0.classify kind-…" (a step's end is only logged at DEBUG)
+_START = re.compile(r"\[step (?P<step>[\w.-]+)\] start|Issued job '[^']*' (?P<toil>[\w.-]+) kind-")
+_END = re.compile(
+    r"\[step (?P<step>[\w.-]+)\] completed (?P<how>\w+)|Job ended: '[^']*' (?P<toil>[\w.-]+) kind-"
+)
+_CLI_ERROR = re.compile(r"app-package [\w-]+: error: (.*)")
+
+
+class RunnerError(AppPackageError):
+    """The CWL runner failed; the message carries the end of its log."""
+
+
+def check_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise InputError(
+            f"manager.engine {engine!r} (APP_PACKAGE_ENGINE) is not one of {', '.join(ENGINES)}"
+        )
+    return engine
+
+
+# ---------------------------------------------------------------- pure parts
+def package_ref(ref: str, base: Path = CONFIG_DIR) -> tuple[Path, str]:
+    """`path#entry` of a CWL package (relative paths against the folder of the default
+    configuration, which holds the bundled `cwl/`)."""
+    path, _, entry = ref.partition("#")
+    if not entry:
+        raise InputError(f"cwl {ref!r}: name the workflow too, e.g. cwl/x.cwl#x")
+    p = Path(path)
+    return (p if p.is_absolute() else base / p), entry
+
+
+def workflow_inputs(document: dict[str, Any], entry: str) -> dict[str, str]:
+    """The entry workflow's inputs and their CWL types (as written, e.g. `Directory[]`)."""
+    for proc in document.get("$graph", [document]):
+        if proc.get("id") == entry:
+            inputs = proc.get("inputs", {})
+            if isinstance(inputs, list):
+                inputs = {i["id"]: i for i in inputs}
+            return {k: (v if isinstance(v, str) else str(v.get("type"))) for k, v in inputs.items()}
+    raise InputError(f"CWL package has no entry {entry!r}")
+
+
+def workflow_steps(document: dict[str, Any], entry: str) -> list[str]:
+    for proc in document.get("$graph", [document]):
+        if proc.get("id") == entry:
+            steps = proc.get("steps", {})
+            return list(steps) if isinstance(steps, dict) else [s["id"] for s in steps]
+    return []
+
+
+def job_order(
+    types: dict[str, str], inputs: dict[str, Any], extra: dict[str, Any], stage: Any
+) -> dict[str, Any]:
+    """A CWL job order: OGC inputs by name; `Directory` inputs through `stage(name, href)`."""
+    order: dict[str, Any] = {}
+    for name, value in {**extra, **inputs}.items():
+        cwl_type = types.get(name)
+        if cwl_type is None or value is None:
+            continue  # the package does not take it (the server's own settings)
+        if cwl_type.startswith("Directory"):
+            values = value if isinstance(value, list) else [value]
+            dirs = [stage(f"{name}-{i}", str(v)) for i, v in enumerate(values)]
+            order[name] = dirs if cwl_type.rstrip("?").endswith("[]") else dirs[0]
+        else:
+            order[name] = value
+    missing = [n for n, t in types.items() if not t.endswith("?") and n not in order]
+    if missing:
+        raise InputError(
+            f"input(s) {', '.join(missing)} required: the job runs as a CWL package, which has "
+            "no default for them"
+        )
+    return order
+
+
+def step_event(line: str) -> tuple[str, str] | None:
+    """('start'|'end', step) from one line of a runner's log, else None."""
+    for kind, pattern in (("end", _END), ("start", _START)):
+        if m := pattern.search(line):
+            return kind, (m.group("step") or m.group("toil")).rsplit(".", 1)[-1]
+    return None
+
+
+def runner_argv(engine: str, package: Path, entry: str, work: Path) -> list[str]:
+    bin_dir = Path(sys.executable).parent
+    ref = f"{package}#{entry}"
+    if engine == "cwltool":
+        return [str(bin_dir / "cwltool"), "--no-container", "--outdir", str(work / "out"),
+                "--tmpdir-prefix", f"{work}/tmp/", ref]  # fmt: skip
+    if engine == "toil":
+        return [str(bin_dir / "toil-cwl-runner"), "--batchSystem", "single_machine",
+                "--maxCores", "2", "--retryCount", "0", "--jobStore", f"file:{work / 'jobstore'}",
+                "--outdir", str(work / "out"), "--workDir", str(work), "--no-container",
+                "--logLevel", "INFO", ref]  # fmt: skip
+    raise InputError(f"engine {engine!r} does not run CWL")
+
+
+# ---------------------------------------------------------------- I/O
+def stage_in(href: str, stage_dir: Path) -> dict[str, str]:
+    """A STAC file or folder as a staged-in CWL `Directory` holding a `catalog.json`."""
+    path = Path(href.removeprefix("file://"))
+    if path.is_dir() and (path / "catalog.json").is_file():
+        return {"class": "Directory", "location": path.as_uri()}
+    if path.name == "catalog.json" and path.is_file():
+        return {"class": "Directory", "location": path.parent.as_uri()}
+    if not path.is_file():
+        raise InputError(f"{href}: not a STAC file or a folder holding catalog.json")
+    stage_dir.mkdir(parents=True)
+    catalog = {"type": "Catalog", "stac_version": "1.1.0", "id": stage_dir.name,
+               "description": f"staged-in {path.name}",
+               "links": [{"rel": "root", "href": "./catalog.json", "type": "application/json"},
+                         {"rel": "item", "href": str(path.resolve()),
+                          "type": "application/geo+json"}]}  # fmt: skip
+    (stage_dir / "catalog.json").write_text(json.dumps(catalog))
+    return {"class": "Directory", "location": stage_dir.as_uri()}
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((proc / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(proc.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _kill_tree(runner: subprocess.Popen[str], pids: Iterable[int]) -> None:
+    """Stop the runner's session and everything it started (Toil puts jobs in new sessions)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(runner.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        runner.wait(timeout=1)
+    for pid in [runner.pid, *pids]:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def run_package(
+    engine: str,
+    ref: str,
+    inputs: dict[str, Any],
+    extra: dict[str, Any],
+    output: Path,
+    progress: ProgressCallback,
+) -> Path:
+    """Run a job's CWL package with `engine`; the output catalog lands in `output`."""
+    import yaml
+
+    package, entry = package_ref(ref)
+    document = yaml.safe_load(package.read_text())
+    steps = workflow_steps(document, entry)
+    work = output.parent / f".{output.name}.tmp-cwl"  # removed with the job's partial outputs
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        order = job_order(
+            workflow_inputs(document, entry), inputs, extra,
+            lambda name, href: stage_in(href, work / "stage" / name),
+        )  # fmt: skip
+        (work / "job.json").write_text(json.dumps(order))
+        argv = [*runner_argv(engine, package, entry, work), str(work / "job.json")]
+        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}"
+                   f"{os.environ.get('PATH', '')}", HOME=str(work))  # fmt: skip
+        progress(1, f"{engine}: starting {package.name}#{entry}")
+        stdout = run_runner(argv, work, env, steps, progress, engine)
+        produced = next(
+            (v for v in json.loads(stdout or "{}").values()
+             if isinstance(v, dict) and v.get("class") == "Directory"),
+            None,
+        )  # fmt: skip
+        if produced is None:
+            raise RunnerError(f"{engine} produced no output Directory: {stdout[-500:]}")
+        with atomic_dir(output) as tmp:
+            shutil.rmtree(tmp)
+            shutil.move(produced["path"], tmp)
+        if not (output / "catalog.json").is_file():
+            raise RunnerError(f"{engine}: the package's output has no catalog.json")
+        return output / "catalog.json"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_runner(
+    argv: list[str],
+    work: Path,
+    env: dict[str, str],
+    steps: list[str],
+    progress: ProgressCallback,
+    engine: str,
+) -> str:
+    """Run the runner, turning its log into progress; its stdout (the output object)."""
+    out = (work / "stdout.json").open("w+")
+    runner = subprocess.Popen(
+        argv, cwd=work, env=env, stdout=out, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own session: a dismiss kills it and all it started
+    )  # fmt: skip
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        _kill_tree(runner, _descendants(runner.pid))
+        raise SystemExit(143)
+
+    signal.signal(signal.SIGTERM, on_term)
+    tail: deque[str] = deque(maxlen=40)
+    started: set[str] = set()
+    done: set[str] = set()
+    try:
+        assert runner.stderr is not None
+        for line in runner.stderr:
+            tail.append(line.rstrip())
+            event = step_event(line)
+            if event is None or (steps and event[1] not in steps):
+                continue
+            kind, step = event
+            (done if kind == "end" else started).add(step)
+            # a runner that logs only starts (Toil): the steps before the latest one are done
+            pct = 5 + 90 * max(len(done), len(started) - 1) / max(1, len(steps))
+            progress(pct, f"{engine}: step {step} {'done' if kind == 'end' else 'running'}")
+        code = runner.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if runner.poll() is None:
+            _kill_tree(runner, _descendants(runner.pid))
+        out.seek(0)
+        stdout = out.read()
+        out.close()
+    if code != 0:
+        for line in reversed(tail):  # the CLI's own message: the request's fault (400)
+            if m := _CLI_ERROR.search(line):
+                raise InputError(m.group(1))
+        log = "\n".join(tail)
+        raise RunnerError(f"{engine} failed (exit {code}); the end of its log:\n{log}")
+    return stdout

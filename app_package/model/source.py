@@ -1,0 +1,225 @@
+"""Loading a classifier and its ModelSpec from wherever training left it.
+
+Accepted: an MLflow URI (`models:/name@alias`, `models:/name/3`, `runs:/<id>/model`), a local
+model folder (`model.pt` + `model.json`) or either file, an MLflow model folder (`MLmodel`), and the
+training output's STAC catalog.json or MLM item (assets `model` and `model-spec`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app_package.errors import AppPackageError, ModelError, NotFoundError, TrackingError
+from app_package.model.spec import SPEC_FILE, WEIGHTS_FILE, ModelSpec
+
+if TYPE_CHECKING:
+    from torch import nn
+
+logger = logging.getLogger(__name__)
+
+SPEC_METADATA_KEY = "app_package_spec"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A network in eval mode, its spec, and how to cite it (URI and version)."""
+
+    module: nn.Module
+    spec: ModelSpec
+    uri: str
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model found and its spec read, its weights not loaded yet (`load()`).
+
+    Inference learns the bands it must read from the spec alone, so it can start decoding
+    while torch is imported and the weights load.
+    """
+
+    spec: ModelSpec
+    uri: str
+    version: str | None
+    loader: Callable[[], nn.Module]
+
+    def load(self) -> LoadedModel:
+        return LoadedModel(self.loader(), self.spec, self.uri, self.version)
+
+
+def load_model(uri: str, *, tracking_uri: str | None = None) -> tuple[nn.Module, ModelSpec]:
+    """The network (eval mode, CPU) and its spec for a model URI or path.
+
+    `tracking_uri` is the MLflow store that `models:/` and `runs:/` URIs resolve against
+    (default: $MLFLOW_TRACKING_URI, else the local sqlite store, as for training).
+    """
+    m = load_model_info(uri, tracking_uri=tracking_uri)
+    return m.module, m.spec
+
+
+def load_model_info(uri: str, *, tracking_uri: str | None = None) -> LoadedModel:
+    """Like `load_model`, also returning the URI and version to record in outputs."""
+    return resolve_model(uri, tracking_uri=tracking_uri).load()
+
+
+def resolve_model(uri: str, *, tracking_uri: str | None = None) -> ModelRef:
+    """Find the model and read its spec; errors about the reference are raised here."""
+    uri = str(uri)
+    if uri.startswith(("models:/", "runs:/", "models:", "runs:")):
+        return _resolve_mlflow(uri, tracking_uri)
+    p = Path(uri)
+    if not p.exists():
+        raise NotFoundError(
+            f"model {uri} not found: give models:/name@alias, models:/name/<version>, "
+            "runs:/<run_id>/model, a folder with model.pt and model.json, or a training "
+            "output catalog.json"
+        )
+    if p.is_dir():
+        if (p / SPEC_FILE).is_file():
+            return _resolve_local(p / WEIGHTS_FILE, p / SPEC_FILE)
+        if (p / "MLmodel").is_file():
+            return _resolve_mlflow(str(p.resolve()))
+        if (p / "catalog.json").is_file():
+            return _resolve_stac(p / "catalog.json")
+        raise ModelError(f"{p} holds no model.json, MLmodel or catalog.json: not a model folder")
+    if p.name == SPEC_FILE or p.name == WEIGHTS_FILE:
+        return _resolve_local(p.parent / WEIGHTS_FILE, p.parent / SPEC_FILE)
+    if p.suffix == ".pt":
+        return _resolve_local(p, p.with_suffix(".json"))
+    if p.suffix == ".json":
+        return _resolve_stac(p)
+    raise ModelError(f"cannot tell what kind of model {p} is: expected model.pt/model.json/.json")
+
+
+def _read_spec(path: Path) -> ModelSpec:
+    if not path.is_file():
+        raise ModelError(f"model metadata {path} not found: a model needs its {SPEC_FILE}")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot read model metadata {path}: {e}") from e
+    return ModelSpec.from_dict(data)
+
+
+def _resolve_local(weights: Path, spec_path: Path, uri: str = "", version: str = "") -> ModelRef:
+    spec = _read_spec(spec_path)
+    if not weights.is_file():
+        raise ModelError(f"model weights {weights} not found")
+
+    def load() -> nn.Module:
+        from app_package.model.networks import load_local
+
+        return load_local(weights, spec)
+
+    version = version or (str(spec.extra["version"]) if spec.extra.get("version") else "")
+    return ModelRef(spec, uri or str(weights.resolve()), version or None, load)
+
+
+def _resolve_stac(path: Path) -> ModelRef:
+    """Training output: catalog.json -> the item with assets `model` / `model-spec`."""
+    from app_package.eo.sentinel2 import _items_in_catalog, _read_json, _resolve
+
+    href = str(path.resolve())
+    doc = _read_json(href)
+    items = [href] if doc.get("type") == "Feature" else _items_in_catalog(href)
+    for item_href in items:
+        item = doc if item_href == href else _read_json(item_href)
+        assets: dict[str, Any] = item.get("assets") or {}
+        model_asset = assets.get("model") or next(
+            (a for a in assets.values() if "mlm:model" in (a.get("roles") or [])), None
+        )
+        spec_asset = assets.get("model-spec")
+        if model_asset and spec_asset:
+            weights = Path(_resolve(model_asset["href"], item_href))
+            spec_path = Path(_resolve(spec_asset["href"], item_href))
+            version = str(item.get("properties", {}).get("version") or "")
+            return _resolve_local(weights, spec_path, item_href, version)
+    raise ModelError(
+        f"{path} holds no STAC item with a 'model' asset (roles mlm:model) and a 'model-spec' "
+        "asset: point at the training output's catalog.json or its item"
+    )
+
+
+def _resolve_mlflow(uri: str, tracking_uri: str | None = None) -> ModelRef:
+    try:
+        import mlflow
+        import mlflow.pytorch
+        from mlflow.exceptions import MlflowException
+    except ImportError as e:  # pragma: no cover - mlflow is a dependency
+        raise ModelError(f"MLflow is needed to load {uri}: {e}") from e
+    from app_package.training.tracking import _global_uri, resolve_tracking_uri
+
+    store = resolve_tracking_uri(tracking_uri)
+
+    def failed(e: Exception) -> AppPackageError:
+        if isinstance(e, MlflowException):
+            return ModelError(
+                f"cannot load MLflow model {uri} from tracking URI {store}: {e.message} "
+                "(pass the store that registered it with --tracking-uri)"
+            )
+        return TrackingError(f"cannot reach the MLflow store for {uri}: {e}")
+
+    try:
+        with _global_uri(store):
+            info = mlflow.models.get_model_info(uri)
+            version = _registry_version(uri)
+    except (MlflowException, OSError) as e:
+        raise failed(e) from e
+    meta = info.metadata or {}
+    if SPEC_METADATA_KEY not in meta:
+        raise ModelError(
+            f"MLflow model {uri} has no '{SPEC_METADATA_KEY}' metadata: log it with "
+            "metadata={'app_package_spec': spec.to_dict()} so inference knows its bands"
+        )
+    spec = ModelSpec.from_dict(meta[SPEC_METADATA_KEY])
+
+    def load() -> nn.Module:
+        try:
+            with _global_uri(store):
+                module = mlflow.pytorch.load_model(uri, map_location="cpu")
+        except (MlflowException, OSError) as e:
+            raise failed(e) from e
+        return _eager(module, spec, uri)
+
+    return ModelRef(spec, uri, version, load)
+
+
+def _eager(module: nn.Module, spec: ModelSpec, uri: str) -> nn.Module:
+    """An eager network for MLflow's pt2 (torch.export) models, which fix the batch size and
+    refuse eval()/channels_last: the same weights loaded into `build_model(spec)`."""
+    import torch
+
+    from app_package.model.networks import build_model
+
+    if not isinstance(module, torch.fx.GraphModule):
+        return module.eval()
+    try:
+        eager = build_model(spec)
+        eager.load_state_dict(module.state_dict())
+    except Exception as e:  # a custom architecture: keep the exported graph as it is
+        logger.warning("using %s as an exported graph (%s): batch sizes may be fixed", uri, e)
+        return module
+    return eager.eval()
+
+
+def _registry_version(uri: str) -> str | None:
+    """The registered version behind models:/name@alias or models:/name/N, else None."""
+    if not uri.startswith("models:/"):
+        return None
+    ref = uri.removeprefix("models:/")
+    try:
+        from mlflow import MlflowClient
+
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+        name, _, ver = ref.partition("/")
+        return ver if ver.isdigit() else None
+    except Exception as e:  # the model loaded already: the version is only informative
+        logger.warning("cannot resolve the registry version of %s: %s", uri, e)
+        return None
