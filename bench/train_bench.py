@@ -49,7 +49,8 @@ def cuda_vs_cpu(cfg: Any, n: int, epochs: int) -> dict[str, Any]:
 
     from app_package.model.networks import build_model
     from app_package.model.spec import ModelSpec
-    from app_package.training.loop import ChipBatches, fit, predict_logits
+    from app_package.training.batches import ChipBatches
+    from app_package.training.loop import fit, predict_logits
 
     bands = cfg.resolved_bands()
     x, y = _synthetic(n, len(bands), seed=1)
@@ -84,7 +85,8 @@ def throughput(cfg: Any, n: int, epochs: int) -> dict[str, Any]:
 
     from app_package.model.networks import build_model, resolve_device
     from app_package.model.spec import ModelSpec
-    from app_package.training.loop import ChipBatches, fit
+    from app_package.training.batches import ChipBatches
+    from app_package.training.loop import fit
 
     device = resolve_device(cfg.device)
     bands = cfg.resolved_bands()
@@ -154,7 +156,8 @@ def mlflow_overhead(cfg: Any, n: int, epochs: int) -> dict[str, Any]:
 
     from app_package.model.networks import build_model, resolve_device
     from app_package.model.spec import ModelSpec
-    from app_package.training.loop import ChipBatches, fit
+    from app_package.training.batches import ChipBatches
+    from app_package.training.loop import fit
     from app_package.training.tracking import Tracker
 
     device = resolve_device(cfg.device)
@@ -222,7 +225,8 @@ def real_data_cv(
 
     from app_package.model.networks import build_model, resolve_device
     from app_package.model.spec import ModelSpec
-    from app_package.training.loop import ChipBatches, fit, predict_logits
+    from app_package.training.batches import ChipBatches
+    from app_package.training.loop import fit, predict_logits
     from app_package.training.metrics import classification_report
 
     device = resolve_device(cfg.device)
@@ -316,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from app_package.training.loop import TrainConfig
+    from app_package.training.config import TrainConfig
 
     torch.set_num_threads(args.threads)
     if args.export_npz:

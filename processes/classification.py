@@ -11,7 +11,7 @@ from typing import Any
 
 from app_package import __version__
 from app_package.defaults import CHAMPION_URI, CLASSIFICATION_PROCESS, SAMPLE_PRODUCT
-from app_package.jobs.manager import JobProcessor, tracking_uri
+from app_package.jobs.processor import JobProcessor, tracking_uri
 from app_package.util.progress import ProgressCallback
 
 logger = logging.getLogger(__name__)

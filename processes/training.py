@@ -1,6 +1,6 @@
 """`eurosat-training`: train a EuroSAT classifier from a STAC catalog (async only).
 
-A thin adapter over `app_package.training.loop.train`: inputs map straight onto `TrainConfig`.
+A thin adapter over `app_package.training.train.train`: inputs map straight onto `TrainConfig`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from app_package import __version__
 from app_package.defaults import MODEL_NAME, SAMPLE_CATALOG, TRAINING_PROCESS
-from app_package.jobs.manager import JobProcessor, tracking_uri
+from app_package.jobs.processor import JobProcessor, tracking_uri
 from app_package.util.progress import ProgressCallback
 
 logger = logging.getLogger(__name__)
@@ -159,14 +159,15 @@ PROCESS_METADATA: dict[str, Any] = {
 
 
 class TrainingProcessor(JobProcessor):
-    """Runs `app_package.training.loop.train` for a job."""
+    """Runs `app_package.training.train.train` for a job."""
 
     def __init__(self, processor_def: dict[str, Any]) -> None:
         super().__init__(processor_def, PROCESS_METADATA)
         self.tracking_uri = tracking_uri(processor_def)
 
     def run(self, inputs: dict[str, Any], output: Path, progress: ProgressCallback) -> Path:
-        from app_package.training.loop import TrainConfig, train
+        from app_package.training.config import TrainConfig
+        from app_package.training.train import train
 
         args = dict(inputs)
         if "bands" in args:

@@ -12,7 +12,7 @@ from typing import Any
 from app_package import __version__
 from app_package.defaults import SAMPLE_PRODUCT, WATER_BODIES_PROCESS
 from app_package.inference.water_bodies import DEFAULT_AOI_CRS, water_bodies
-from app_package.jobs.manager import JobProcessor
+from app_package.jobs.processor import JobProcessor
 from app_package.util.progress import ProgressCallback
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from app_package.errors import InputError
-from app_package.jobs.manager import JobProcessor
+from app_package.jobs.processor import JobProcessor
 from app_package.util.outputs import atomic_dir
 from app_package.util.progress import ProgressCallback
 

@@ -34,7 +34,8 @@ from app_package.events import cloudevents as ce
 from app_package.events.ogc_client import ProcessesClient
 from app_package.events.streams import EventBus, StreamPublisher
 from app_package.events.trigger import InputMapping, Trigger, TriggerConfig, decode
-from app_package.events.watch import Target, Watcher
+from app_package.events.watch.watcher import Target, Watcher
+from app_package.util.timestamps import now_rfc3339
 from tests.conftest import REPO
 from tests.redisserve import running_redis
 from tests.test_dataset import running_stac_api
@@ -253,13 +254,13 @@ def _events(r: Any, stream: str) -> list[dict[str, Any]]:
 def test_publish_once_and_finish_once(redis_url: str, r: Any) -> None:
     bus = EventBus(redis_url)
     try:
-        event = ce.item_created(_item(), "http://stac/S2A_X.json", "/w", ce.now_rfc3339())
+        event = ce.item_created(_item(), "http://stac/S2A_X.json", "/w", now_rfc3339())
         first = bus.publish_once("s", event)
         assert first and bus.publish_once("s", event) is None
         assert [i for i, _ in bus.events("s")] == [first]
         r.xgroup_create("s", "g", id="0")
         ((_, [(entry, _)]),) = r.xreadgroup("g", "c", {"s": ">"})
-        out = ce.job_failed(event.id, scope="s/g", process="p", source="/t", time=ce.now_rfc3339(),
+        out = ce.job_failed(event.id, scope="s/g", process="p", source="/t", time=now_rfc3339(),
                             error="boom")  # fmt: skip
         assert bus.finish("s:trigger:g:x", "s.failed", out, "s", "g", entry)
         assert bus.finish("s:trigger:g:x", "s.failed", out, "s", "g", entry) is None
@@ -374,7 +375,7 @@ def _publish(r: Any, stream: str, event: ce.CloudEvent | str) -> None:
 
 def _sleep_event(href: str, name: str) -> ce.CloudEvent:
     item = _item(name)
-    return ce.item_created(item, href, "/tests", ce.now_rfc3339())
+    return ce.item_created(item, href, "/tests", now_rfc3339())
 
 
 class _Running:
@@ -538,7 +539,7 @@ def test_failures_and_bad_input_end_in_one_failed_event_each(
     CloudEvent, a failing job: one failed event each, all acknowledged; the trigger goes on."""
     good = _sleep_event(f"{ogc.url}/processes?ok", "OK")
     no_href = ce.CloudEvent(ce.item_event_id("s2", "NOHREF"), "/tests", ce.ITEM_CREATED,
-                            ce.now_rfc3339(), {"collection": "s2"}, subject="NOHREF")  # fmt: skip
+                            now_rfc3339(), {"collection": "s2"}, subject="NOHREF")  # fmt: skip
     outside = _sleep_event("file:///etc/passwd", "OUTSIDE")
     entries: list[ce.CloudEvent | str] = [no_href, outside, "{not json", "{}", good, outside]
     for e in entries:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app_package.events import cloudevents as ce
+from app_package.util.timestamps import now_rfc3339
 from tests.conftest import REPO
 from tests.test_watch_argo import _dig, _one
 
@@ -27,7 +28,7 @@ def _event() -> dict[str, Any]:
     """What the collector publishes for the sample item, as Argo's redisStream event carries it."""
     item = json.loads(SAMPLE_ITEM.read_text())
     item["collection"] = "sentinel-2-l1c"
-    event = ce.item_created(item, "https://stac.example/items/x.json", "/w", ce.now_rfc3339())
+    event = ce.item_created(item, "https://stac.example/items/x.json", "/w", now_rfc3339())
     return {"stream": "s2-items", "message_id": "1-0", "values": {"event": event.to_json()}}
 
 
@@ -90,7 +91,7 @@ def test_sensor_references_and_filter() -> None:
     event = _event()
     assert re.search(flt["value"][0], event["values"]["event"])
     outcome = ce.job_completed(
-        "x", scope="s2-items/g", process="water-bodies", source="/t", time=ce.now_rfc3339(),
+        "x", scope="s2-items/g", process="water-bodies", source="/t", time=now_rfc3339(),
         job_id="j", job_url="http://h/jobs/j", catalog="http://h/c.json", item_href="h",
         subject=None,
     )  # fmt: skip

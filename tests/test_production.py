@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 import requests
 
-from app_package.jobs.manager import Owner, orphan_reason
-from app_package.jobs.store import PostgresStore
+from app_package.jobs.identity import Owner, orphan_reason
+from app_package.jobs.store.postgresql import PostgresStore
 from tests.conftest import REPO
 from tests.pgserve import PostgresMissing, PostgresServer
 from tests.test_server import CONFIG, Server, _job_processes
@@ -81,104 +81,122 @@ def _sql(url: str, query: str) -> list[tuple[Any, ...]]:
 
 
 # ==================================================================== the store and the rules
-def test_tinydb_store_file_stays_plain_json(tmp_path: Path) -> None:
-    """The embedded store writes plain UTF-8 JSON that stock TinyDB reads (it is written with
-    orjson); idempotency keys and updates behave as before."""
+def _claim_in_process(path: str, owner: str, out: Any) -> None:
+    from app_package.jobs.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(Path(path))
+    out.put([j["identifier"] for j in store.claim(owner, 5, {})])
+    store.close()
+
+
+def test_sqlite_store_is_shared_by_processes_and_keeps_its_contract(tmp_path: Path) -> None:
+    """The single-host store: claims from several processes at once never exceed the limit or
+    take a job twice; one job per idempotency key under racing threads; conditional updates;
+    text round-trips; the records stay plain JSON that the sqlite3 shell reads."""
     import json
+    import multiprocessing
+    import sqlite3
 
-    import tinydb
+    from app_package.jobs.store.sqlite import SQLiteStore
 
-    from app_package.jobs.store import TinyDBStore
+    path = tmp_path / "jobs.db"
+    store = SQLiteStore(path)
+    for i in range(30):
+        store.add_unique({"identifier": f"j{i:02d}", "process_id": "p", "status": "accepted",
+                          "created": f"2026-01-01T00:00:{i:02d}Z"}, None)  # fmt: skip
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_claim_in_process, args=(str(path), f"w{k}", out))
+             for k in range(3)]  # fmt: skip
+    for proc in procs:
+        proc.start()
+    claimed = [j for _ in procs for j in out.get(timeout=60)]
+    for proc in procs:
+        proc.join(30)
+    assert len(claimed) == 5 == len(set(claimed))  # never over the limit, none twice
+    assert sorted(claimed) == [f"j{i:02d}" for i in range(5)]  # oldest first
+    with ThreadPoolExecutor(4) as pool:
+        same = list(pool.map(
+            lambda k: store.add_unique(
+                {"identifier": f"k{k}", "process_id": "p", "status": "accepted",
+                 "created": "2026-01-02T00:00:00Z", "idempotency_key": "key-1"}, "key-1"),
+            range(8),
+        ))  # fmt: skip
+    assert len({j["identifier"] for j in same}) == 1
+    other = {"identifier": "k-other", "process_id": "q", "status": "accepted",
+             "created": "2026-01-02T00:00:00Z", "idempotency_key": "key-1"}  # fmt: skip
+    assert store.add_unique(other, "key-1")["identifier"] == "k-other"  # same key, other process
+    assert not store.update("j29", {"progress": 5}, {"running"})
+    assert store.update("j29", {"progress": 5, "message": "Zürich – queued"}, {"accepted"})
+    assert store.get("j29") == {"identifier": "j29", "process_id": "p", "status": "accepted",
+                                "created": "2026-01-01T00:00:29Z", "progress": 5,
+                                "message": "Zürich – queued"}  # fmt: skip
+    with sqlite3.connect(path) as conn:
+        doc = conn.execute("SELECT doc FROM jobs WHERE identifier = 'j29'").fetchone()[0]
+    assert json.loads(doc)["message"] == "Zürich – queued"
+    store.close()
 
-    store = TinyDBStore(tmp_path / "jobs.db")
-    job = {"identifier": "j1", "process_id": "p", "status": "accepted", "idempotency_key": "k1",
-           "created": "2026-11-26T00:00:00Z", "message": "Zürich – queued"}  # fmt: skip
-    assert store.add_unique(job, "k1")["identifier"] == "j1"
-    assert store.add_unique({**job, "identifier": "j2"}, "k1")["identifier"] == "j1"
-    assert store.update("j1", {"progress": 5}, {"accepted"})
-    doc = json.loads((tmp_path / "jobs.db").read_text(encoding="utf-8"))
-    assert doc["_default"]["1"]["message"] == "Zürich – queued"
-    with tinydb.TinyDB(tmp_path / "jobs.db", encoding="utf-8") as db:
-        assert [(j["identifier"], j["progress"]) for j in db.all()] == [("j1", 5)]
-    assert store.get("j1") == {**job, "progress": 5}
 
-
-def _queue_then_release(store: Any, calls: list[tuple[dict[str, Any], str | None]]) -> list[Any]:
-    """Run `store.add_unique` for each call on its own thread, all queued while the store is
-    held, then released: the first thread to get the store writes the whole queue."""
-    results: list[Any] = [None] * len(calls)
-
-    def add(i: int) -> None:
-        try:
-            results[i] = store.add_unique(*calls[i])
-        except Exception as e:
-            results[i] = e
-
-    with store._tlock:  # the store is busy: every call queues its job
-        threads = [threading.Thread(target=add, args=(i,)) for i in range(len(calls))]
-        for t in threads:
-            t.start()
-        deadline = time.monotonic() + 10
-        while len(store._queued) < len(calls):
-            assert time.monotonic() < deadline, "the calls did not queue"
-            time.sleep(0.005)
-    for t in threads:
-        t.join(10)
-    return results
-
-
-def test_tinydb_group_commit_writes_queued_jobs_once_each(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_job_list_queries_filter_in_both_stores(
+    backend: str, tmp_path: Path, pg: PostgresServer
 ) -> None:
-    """Jobs submitted while the store is busy are written together, one job per idempotency
-    key (also within one write), each stored when its call returns; a failed write fails every
-    job of it and leaves nothing queued."""
-    import json
+    """Every job-list filter, newest first, with limit and offset, the same in both stores."""
+    from app_package.jobs.store import JobQuery, open_store
 
-    from app_package.jobs.store import TinyDBStore
-
-    store = TinyDBStore(tmp_path / "jobs.db")
-    store.add_unique({"identifier": "old", "process_id": "p", "idempotency_key": "k0"}, "k0")
-    writes = 0
-    storage: Any = store._storage
-    real_write = storage.write
-
-    def counting_write(self: Any, data: Any) -> None:
-        nonlocal writes
-        writes += 1
-        real_write(self, data)
-
-    monkeypatch.setattr(storage, "write", counting_write)
-    calls: list[tuple[dict[str, Any], str | None]] = []
-    for i in range(24):
-        key = f"k{i % 3}" if i % 2 else None  # k0 is stored already; k1 and k2 arrive 4× each
-        calls.append(({"identifier": f"j{i:02d}", "process_id": "p", "idempotency_key": key}, key))
-    got = _queue_then_release(store, calls)
-    assert writes == 1
-    ids = [j["identifier"] for j in got]
-    assert all(ids[i] == f"j{i:02d}" for i in range(0, 24, 2))
-    by_key = {k: {ids[i] for i in range(24) if calls[i][1] == k} for k in ("k0", "k1", "k2")}
-    assert by_key == {"k0": {"old"}, "k1": {"j01"}, "k2": {"j05"}}  # the first call of each key
-    stored = json.loads((tmp_path / "jobs.db").read_text())["_default"].values()
-    assert sorted(j["identifier"] for j in stored) == sorted(
-        ["old", "j01", "j05"] + [f"j{i:02d}" for i in range(0, 24, 2)]
+    store = open_store(
+        str(tmp_path / "jobs.db") if backend == "sqlite" else pg.create_database("query")
     )
+    try:
+        for i in range(12):
+            status = ("accepted", "running", "successful", "failed")[i % 4]
+            started = f"2026-01-01T00:{i:02d}:00Z" if status != "accepted" else None
+            finished = f"2026-01-01T00:{i:02d}:{i * 4:02d}Z" if i % 4 >= 2 else None
+            store.add_unique({"identifier": f"j{i:02d}", "type": "process",
+                              "process_id": "a" if i < 6 else "b", "status": status,
+                              "created": f"2026-01-01T00:{i:02d}:00Z", "started": started,
+                              "finished": finished, "spec": {"x": 1}}, None)  # fmt: skip
 
-    def failing_write(self: Any, data: Any) -> None:
-        raise OSError(28, "No space left on device")
+        def ids(**kw: Any) -> tuple[list[str], int]:
+            jobs, matched = store.page(JobQuery(**kw))
+            assert all("spec" not in j for j in jobs)
+            return [j["identifier"] for j in jobs], matched
 
-    monkeypatch.setattr(storage, "write", failing_write)
-    got = _queue_then_release(store, [({"identifier": f"f{i}", "process_id": "p"}, None)
-                                      for i in range(5)])  # fmt: skip
-    assert all(isinstance(e, OSError) and "No space" in str(e) for e in got)
-    assert store._queued == []
-    monkeypatch.setattr(storage, "write", real_write)
-    assert store.add_unique({"identifier": "after", "process_id": "p"}, None)["identifier"] == (
-        "after"
-    )
-    stored = json.loads((tmp_path / "jobs.db").read_text())["_default"].values()
-    assert not any(j["identifier"].startswith("f") for j in stored)
-    assert len(stored) == 16
+        assert ids() == ([f"j{i:02d}" for i in range(11, -1, -1)], 12)
+        assert ids(statuses=frozenset({"failed"})) == (["j11", "j07", "j03"], 3)
+        assert ids(process_ids=frozenset({"a"}), statuses=frozenset({"successful"})) == (
+            ["j02"], 1)  # fmt: skip
+        assert ids(types=frozenset({"other"})) == ([], 0)
+        assert ids(created_from="2026-01-01T00:09:00Z") == (["j11", "j10", "j09"], 3)
+        assert ids(created_to="2026-01-01T00:01:00Z") == (["j01", "j00"], 2)
+        # finished jobs: duration 4·i s (j02 8 s, j03 12 s, j06 24 s, …); running: still going
+        assert ids(max_duration_s=20, statuses=frozenset({"successful", "failed"})) == (
+            ["j03", "j02"], 2)  # fmt: skip
+        assert ids(min_duration_s=25, statuses=frozenset({"successful", "failed"}))[0] == [
+            "j11", "j10", "j07"]  # fmt: skip
+        assert ids(limit=5, offset=10) == (["j01", "j00"], 12)
+    finally:
+        store.close()
+
+
+def test_sqlite_job_list_uses_its_indexes(tmp_path: Path) -> None:
+    """At 100,000 jobs a filtered list is an index lookup, not a scan of the table."""
+    import sqlite3
+
+    from app_package.jobs.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "jobs.db")
+    store.get("none")  # creates the schema
+    with sqlite3.connect(tmp_path / "jobs.db") as conn:
+        for sql in (
+            "SELECT doc FROM jobs WHERE status IN ('running') ORDER BY created DESC",
+            "SELECT doc FROM jobs WHERE process_id IN ('p') ORDER BY created DESC",
+            "SELECT doc FROM jobs ORDER BY created DESC, identifier LIMIT 10",
+        ):
+            plan = " ".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql))
+            assert "USING INDEX" in plan and "SCAN jobs" not in plan.replace(
+                "SCAN jobs USING INDEX", ""), (sql, plan)  # fmt: skip
+    store.close()
 
 
 def test_claims_are_atomic_over_workers_and_keep_the_limit(pg: PostgresServer) -> None:
@@ -238,16 +256,25 @@ def test_missing_postgres_binaries_are_named_with_the_fix(
         PostgresServer()
 
 
-def test_tinydb_refuses_several_workers(tmp_path: Path) -> None:
-    env = dict(os.environ, PYTHONPATH=str(REPO), APP_PACKAGE_DATA_DIR=str(tmp_path))
-    env.pop("APP_PACKAGE_JOB_STORE", None)
-    done = subprocess.run(
-        [sys.executable, "-c", "from app_package.cli import main; main()", "serve",
-         "--workers", "2", "--port", "1"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 2, done.stderr
-    assert "--workers 2" in done.stderr and "APP_PACKAGE_JOB_STORE=postgresql://" in done.stderr
+def test_sqlite_store_serves_two_workers_on_one_host(tmp_path: Path) -> None:
+    """`serve --workers 2` without PostgreSQL: both workers share the SQLite file, every job
+    runs exactly once, and the limit holds over both."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    srv = Server(tmp_path / "var", max_jobs=2, workers=2, config=_config(tmp_path),
+                 extra_env={"APP_PACKAGE_RUN_MARKERS": str(markers)})  # fmt: skip
+    srv.start()
+    try:
+        jobs = [srv.submit("sleep", {"steps": 1, "seconds": 0.3}) for _ in range(8)]
+        done = [srv.wait(job, TERMINAL, timeout=120) for job in jobs]
+    finally:
+        srv.stop()
+    assert [s["status"] for s in done] == ["successful"] * 8
+    runs = collections.Counter(m.name.split(".")[0] for m in markers.iterdir())
+    assert runs == dict.fromkeys(jobs, 1)
+    edges = sorted([(s["started"], 1) for s in done] + [(s["finished"], -1) for s in done])
+    running = [sum(d for _, d in edges[: i + 1]) for i in range(len(edges))]
+    assert max(running) <= 2  # the limit over both workers (from the jobs' own timestamps)
 
 
 # ==================================================================== under load
@@ -608,7 +635,7 @@ def test_mlflow_down_mid_training_fails_the_job_and_leaves_no_run_running(
 ) -> None:
     from mlflow import MlflowClient
 
-    from app_package.jobs.manager import RUN_TAG
+    from app_package.jobs.mlflow_runs import RUN_TAG
 
     backend = pg.create_database("mlflow_fault").replace("postgresql://", "postgresql+psycopg://")
     proc, url = _start_mlflow(backend, tmp_path)

@@ -26,7 +26,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from app_package import __version__
-from app_package.jobs.manager import JOB_NICENESS
+from app_package.jobs.child import JOB_NICENESS
 from app_package.service.ogc import NO_SUCH_JOB, NO_SUCH_PROCESS, RESULT_NOT_READY
 from tests.conftest import REPO
 
@@ -242,7 +242,8 @@ def test_process_list_and_descriptions_are_complete(server: Server) -> None:
             assert "minOccurs" in spec and "maxOccurs" in spec, name
         assert any(link["rel"].endswith("/execute") for link in desc["links"])
         # the example request is itself valid against the description
-        from app_package.service.ogc import HrefPolicy, validate_execute
+        from app_package.service.execute import validate_execute
+        from app_package.service.hrefs import HrefPolicy
 
         validate_execute(desc, desc["example"], HrefPolicy())
     training = server.get("/processes/eurosat-training", params={"f": "json"}).json()
@@ -252,7 +253,7 @@ def test_process_list_and_descriptions_are_complete(server: Server) -> None:
 def test_process_enums_match_the_library() -> None:
     """The description's choices are the library's (no accepted-but-ignored values)."""
     from app_package.model.spec import ARCHITECTURES
-    from app_package.training import loop as training
+    from app_package.training import config as training
     from processes.training import PROCESS_METADATA as T
 
     assert T["inputs"]["optimizer"]["schema"]["enum"] == list(training.OPTIMIZERS)

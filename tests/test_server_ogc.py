@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app_package.service.ogc import INVALID_INPUT, HrefPolicy, OGCError, choose_mode, parse_prefer
+from app_package.service.hrefs import HrefPolicy
+from app_package.service.ogc import INVALID_INPUT, OGCError, choose_mode, parse_prefer
 
 
 @pytest.mark.parametrize(

@@ -17,16 +17,16 @@ import torch
 
 from app_package.errors import NotFoundError, TrackingError
 from app_package.model.networks import build_model
+from app_package.model.source import load_model
 from app_package.model.spec import ModelSpec
 from app_package.training.loop import EpochStats
+from app_package.training.plots import confusion_matrix_png
 from app_package.training.tracking import (
     RegisteredModel,
     Tracker,
     best_model_uri,
     champion_accuracy,
     check_reachable,
-    confusion_matrix_png,
-    load_model,
 )
 from tests.procs import stop
 from tests.test_training import assert_no_run_left_running, make_catalog, quick_config, store
@@ -101,7 +101,7 @@ def test_champion_moves_only_to_a_better_version(tmp_path: Path) -> None:
     assert best_model_uri(tracking_uri=uri, model_name="m") == "models:/m@champion"
     assert best_model_uri(tracking_uri=uri, experiment="t") == "models:/m/3"
     assert best_model_uri(tracking_uri=uri, experiment="t", ascending=True) == "models:/m/2"
-    model, spec = load_model("models:/m@champion", uri)
+    model, spec = load_model("models:/m@champion", tracking_uri=uri)
     assert spec.bands == ("B02", "B03")
     assert model(torch.zeros(2, 2, 64, 64)).shape == (2, 10)
     assert_no_run_left_running(uri)
@@ -166,7 +166,7 @@ def test_training_against_a_real_mlflow_server(tmp_path: Path) -> None:
                 time.sleep(1)
         stac = make_catalog(tmp_path / "data", 4)
         cfg = quick_config(stac, tmp_path, tracking_uri=url, epochs=1)
-        from app_package.training.loop import train
+        from app_package.training.train import train
 
         result = train(cfg)
         assert result.is_champion and result.model_uri == "models:/eurosat-classifier/1"
@@ -176,7 +176,7 @@ def test_training_against_a_real_mlflow_server(tmp_path: Path) -> None:
         with pytest.raises(SystemExit) as e:
             main(["best-model", "--tracking-uri", url])
         assert e.value.code == 0
-        _, spec = load_model("models:/eurosat-classifier@champion", url)
+        _, spec = load_model("models:/eurosat-classifier@champion", tracking_uri=url)
         assert len(spec.bands) == 13
         assert_no_run_left_running(url)
     finally:

@@ -17,17 +17,10 @@ from app_package.eo.bands import EUROSAT_CLASS_NAMES
 from app_package.errors import AppPackageError, DataError, InputError, TrackingError
 from app_package.model.networks import build_model, load_local
 from app_package.model.spec import ModelSpec
-from app_package.training.loop import (
-    ChipBatches,
-    TrainConfig,
-    augment_batch,
-    fit,
-    make_optimizer,
-    make_scheduler,
-    predict_logits,
-    train,
-    validate_config,
-)
+from app_package.training.batches import ChipBatches, augment_batch
+from app_package.training.config import TrainConfig, validate_config
+from app_package.training.loop import fit, make_optimizer, make_scheduler, predict_logits
+from app_package.training.train import train
 from tests.conftest import SCHEMAS
 from tests.datagen import make_chip, write_eurosat_tree
 
@@ -357,8 +350,9 @@ def test_train_tracks_registers_and_writes_a_valid_mlm_catalog(
 ) -> None:
     from mlflow.tracking import MlflowClient
 
+    from app_package.model.source import load_model
     from app_package.stac.validation import validate_catalog
-    from app_package.training.tracking import best_model_uri, load_model
+    from app_package.training.tracking import best_model_uri
 
     messages: list[tuple[float, str]] = []
     cfg = quick_config(catalog, tmp_path, patience=0)
@@ -387,7 +381,7 @@ def test_train_tracks_registers_and_writes_a_valid_mlm_catalog(
     assert str(client.get_model_version_by_alias("eurosat-classifier", "champion").version) == "1"
     champion = best_model_uri(tracking_uri=uri)
     assert champion == "models:/eurosat-classifier@champion"
-    model, spec = load_model(champion, uri)
+    model, spec = load_model(champion, tracking_uri=uri)
     assert spec.bands[8] == "B8A"
     # output catalog: validates offline; the portable weights give the logged model's outputs
     assert validate_catalog(result.catalog, SCHEMAS) == 2

@@ -8,6 +8,7 @@ classification so that these tests take seconds. The end-to-end run with the rea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -21,15 +22,9 @@ import requests
 
 from app_package.errors import InputError, ServiceError
 from app_package.events.ogc_client import ProcessesClient
-from app_package.events.watch import (
-    EX_TEMPFAIL,
-    Limits,
-    Search,
-    StateStore,
-    Target,
-    Watcher,
-    item_key,
-)
+from app_package.events.watch.search import Search
+from app_package.events.watch.state import StateStore
+from app_package.events.watch.watcher import EX_TEMPFAIL, Limits, Target, Watcher, item_key
 from app_package.events.webhook import WebhookServer, item_from_request, parse_listen
 from tests.httpserve import Receiver
 from tests.test_dataset import running_stac_api
@@ -170,9 +165,11 @@ def sleep_target(ogc: Server) -> Target:
 
 
 def jobs_for(ogc: Server, keys: set[str] | None = None) -> list[dict[str, Any]]:
-    """The server's own job records (its TinyDB store), optionally only those with these keys."""
-    doc = json.loads((ogc.data_dir / "jobs.db").read_text())
-    jobs = list(doc.get("_default", {}).values())
+    """The server's own job records (its SQLite store), optionally only those with these keys."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(ogc.data_dir / "jobs.db")) as conn:
+        jobs = [json.loads(doc) for (doc,) in conn.execute("SELECT doc FROM jobs")]
     if keys is not None:
         jobs = [j for j in jobs if j.get("idempotency_key") in keys]
     return jobs
@@ -397,12 +394,12 @@ def test_failed_jobs_call_failed_uri_and_only_allowed_hosts(
 
 def test_callbacks_are_checked_again_when_sent(receiver: Receiver) -> None:
     """A host that passed at submission but resolves to a refused address later gets nothing."""
-    from app_package.jobs.manager import _post
-    from app_package.service.ogc import HrefPolicy
+    from app_package.jobs.callbacks import post_callback
+    from app_package.service.hrefs import HrefPolicy
 
     url = f"http://127.0.0.1:{receiver.port}/hook"
-    _post(url, {"status": "successful"}, HrefPolicy())  # default policy: loopback refused
-    _post(url, {"status": "failed"}, HrefPolicy(allowed_hosts=frozenset({"127.0.0.1"})))
+    post_callback(url, {"status": "successful"}, HrefPolicy())  # default policy: loopback refused
+    post_callback(url, {"status": "failed"}, HrefPolicy(allowed_hosts=frozenset({"127.0.0.1"})))
     received = receiver.wait(1)
     time.sleep(0.3)
     assert [doc["status"] for _, doc in receiver.received] == ["failed"], received

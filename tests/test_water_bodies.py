@@ -374,7 +374,8 @@ def test_cli_bad_input_exits_2_and_writes_nothing(
 def test_process_description_and_example() -> None:
     from jsonschema import Draft202012Validator
 
-    from app_package.service.ogc import HrefPolicy, validate_execute
+    from app_package.service.execute import validate_execute
+    from app_package.service.hrefs import HrefPolicy
     from processes.water_bodies import PROCESS_METADATA as P
 
     assert P["id"] == "water-bodies"
@@ -411,7 +412,8 @@ def test_process_runs_like_the_library(tmp_path: Path) -> None:
 def test_live_server_runs_water_bodies_async(tmp_path: Path) -> None:
     import requests
 
-    from app_package.service.ogc import HrefPolicy, validate_execute
+    from app_package.service.execute import validate_execute
+    from app_package.service.hrefs import HrefPolicy
     from tests.test_server import Server, _assert_valid
 
     server = Server(tmp_path / "var").start()

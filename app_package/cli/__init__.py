@@ -183,7 +183,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- train / best-model
 def _add_train(sub: Any) -> None:
-    from app_package.training.loop import LR_SCHEDULES, OPTIMIZERS, TrainConfig
+    from app_package.training.config import LR_SCHEDULES, OPTIMIZERS, TrainConfig
 
     d = TrainConfig(stac="", output=Path())
     p = sub.add_parser(
@@ -270,7 +270,8 @@ def _add_train(sub: Any) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     import json
 
-    from app_package.training.loop import TrainConfig, train
+    from app_package.training.config import TrainConfig
+    from app_package.training.train import train
 
     config = TrainConfig(
         stac=args.stac,
@@ -556,7 +557,8 @@ def _run_watch(args: argparse.Namespace) -> int:
 
     from app_package.errors import InputError
     from app_package.events.streams import StreamPublisher
-    from app_package.events.watch import Limits, Search, Target, Watcher
+    from app_package.events.watch.search import Search
+    from app_package.events.watch.watcher import Limits, Target, Watcher
     from app_package.events.webhook import WebhookServer, parse_listen
 
     if not args.stac_url and not args.listen:

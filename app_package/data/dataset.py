@@ -21,13 +21,11 @@ import hashlib
 import io
 import json
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlparse
 
 import numpy as np
 
@@ -46,11 +44,18 @@ from app_package.eo.bands import (
     parse_bands,
 )
 from app_package.errors import DataError, InputError, NotFoundError
+from app_package.stac.io import (
+    find_catalog_file,
+    is_url,
+    items,
+    link_href,
+    read_bytes,
+    read_json,
+    resolve_href,
+)
 from app_package.util.progress import ProgressCallback, no_progress
 
 logger = logging.getLogger(__name__)
-
-HTTP_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -89,79 +94,23 @@ class ChipRecord:
 
 
 # ---------------------------------------------------------------- reading STAC
-def _is_url(ref: str) -> bool:
-    return urlparse(ref).scheme in ("http", "https")
-
-
-def _resolve(href: str, base: str) -> str:
-    """`href` resolved against the document `base` (path or URL) it appeared in."""
-    if _is_url(href) or href.startswith("file://"):
-        return urlparse(href).path if href.startswith("file://") else href
-    if _is_url(base):
-        return urljoin(base, href)
-    if os.path.isabs(href):
-        return href
-    return os.path.normpath(os.path.join(os.path.dirname(base), href))
-
-
-def _read_bytes(ref: str) -> bytes:
-    if _is_url(ref):
-        import requests
-
-        try:
-            r = requests.get(ref, timeout=HTTP_TIMEOUT_S)
-        except requests.RequestException as e:
-            raise NotFoundError(
-                f"cannot reach {ref}: {e} — check the URL and that the server is running"
-            ) from e
-        if r.status_code != 200:
-            raise NotFoundError(f"{ref} answered HTTP {r.status_code}: check the URL")
-        return r.content
-    path = Path(ref)
-    if not path.is_file():
-        raise NotFoundError(
-            f"STAC file {ref} does not exist: pass a catalog.json, collection.json or a STAC "
-            "API collection URL"
-        )
-    return path.read_bytes()
-
-
-def _read_json(ref: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(_read_bytes(ref))
-    except json.JSONDecodeError as e:
-        raise DataError(
-            f"{ref} is not valid JSON ({e}): point at a STAC catalog or collection"
-        ) from e
-    if not isinstance(doc, dict):
-        raise DataError(f"{ref} is not a STAC object (a JSON object was expected)")
-    return doc
-
-
-def _link(doc: dict[str, Any], rel: str) -> str | None:
-    for link in doc.get("links", []):
-        if link.get("rel") == rel and link.get("href"):
-            return str(link["href"])
-    return None
-
-
 def _api_root(doc: dict[str, Any], ref: str) -> str | None:
     """The landing page URL if `doc` (fetched from `ref`) is a collection served by a STAC API.
 
     Candidates: the URL above `/collections/<id>` and the collection's `root` link; the one whose
     document declares item search in `conformsTo` is the API.
     """
-    if not _is_url(ref) or doc.get("type") != "Collection":
+    if not is_url(ref) or doc.get("type") != "Collection":
         return None
     candidates: list[str] = []
     if "/collections/" in ref:
         candidates.append(ref.rsplit("/collections/", 1)[0] + "/")
-    root = _link(doc, "root")
+    root = link_href(doc, "root")
     if root is not None:
-        candidates.append(_resolve(root, ref))
+        candidates.append(resolve_href(root, ref))
     for url in candidates:
         try:
-            landing = _read_json(url)
+            landing = read_json(url)
         except (NotFoundError, DataError):
             continue
         conforms = landing.get("conformsTo") or []
@@ -174,34 +123,8 @@ def _geoparquet_href(doc: dict[str, Any], ref: str) -> str | None:
     for asset in (doc.get("assets") or {}).values():
         href = str(asset.get("href", ""))
         if asset.get("type") == GEOPARQUET_MEDIA_TYPE or href.endswith(".parquet"):
-            return _resolve(href, ref)
+            return resolve_href(href, ref)
     return None
-
-
-def _walk_static(ref: str) -> Iterator[tuple[dict[str, Any], str]]:
-    """(item dict, its href) for every item reachable from a static catalog/collection."""
-    for doc, href in walk_stac(ref):
-        if doc.get("type") == "Feature":
-            yield doc, href
-
-
-def walk_stac(ref: str) -> Iterator[tuple[dict[str, Any], str]]:
-    """Every STAC document (catalog, collection, item) reachable from `ref` (a path or URL)
-    through `child` and `item` links, with its href; each is read once."""
-    todo = [ref]
-    seen: set[str] = set()
-    while todo:
-        href = todo.pop()
-        if href in seen:
-            continue
-        seen.add(href)
-        doc = _read_json(href)
-        yield doc, href
-        if doc.get("type") == "Feature":
-            continue
-        for link in doc.get("links", []):
-            if link.get("rel") in ("child", "item") and link.get("href"):
-                todo.append(_resolve(str(link["href"]), href))
 
 
 def _read_geoparquet(href: str) -> Iterator[tuple[dict[str, Any], str]]:
@@ -209,7 +132,7 @@ def _read_geoparquet(href: str) -> Iterator[tuple[dict[str, Any], str]]:
     import stac_geoparquet.arrow
 
     try:
-        table = pq.read_table(io.BytesIO(_read_bytes(href)))
+        table = pq.read_table(io.BytesIO(read_bytes(href)))
     except Exception as e:  # pyarrow raises several kinds
         if isinstance(e, NotFoundError):
             raise
@@ -227,10 +150,10 @@ def _search_api(root_url: str, collection_id: str) -> Iterator[tuple[dict[str, A
         search = client.search(collections=[collection_id], limit=500)
         for item in search.items_as_dicts():
             base = (
-                _link(item, "self")
+                link_href(item, "self")
                 or f"{root_url.rstrip('/')}/collections/{collection_id}/items/{item['id']}"
             )
-            yield item, _resolve(base, root_url)
+            yield item, resolve_href(base, root_url)
     except APIError as e:
         raise DataError(f"STAC API {root_url} refused the search of {collection_id!r}: {e}") from e
 
@@ -241,17 +164,9 @@ def list_items(stac: str) -> tuple[list[tuple[dict[str, Any], str]], str]:
     Returns (items, how) where how is "api", "geoparquet" or "static".
     """
     ref = str(stac)
-    if not _is_url(ref):
-        path = Path(ref).expanduser().resolve()
-        if path.is_dir():  # e.g. a staged-in folder: its catalog.json (or collection.json)
-            found = [path / n for n in ("catalog.json", "collection.json") if (path / n).is_file()]
-            if not found:
-                raise NotFoundError(
-                    f"{path} holds no catalog.json or collection.json: pass the STAC file itself"
-                )
-            path = found[0]
-        ref = str(path)
-    doc = _read_json(ref)
+    if not is_url(ref):  # a staged-in folder: its catalog.json (or collection.json)
+        ref = str(find_catalog_file(Path(ref).expanduser().resolve()))
+    doc = read_json(ref)
     if "conformsTo" in doc and doc.get("type") != "Collection":
         raise InputError(
             f"{ref} is a STAC API landing page: pass one of its collections, "
@@ -268,7 +183,7 @@ def list_items(stac: str) -> tuple[list[tuple[dict[str, Any], str]], str]:
             f"{ref} is a STAC {doc.get('type')!r}, not a catalog or collection: "
             "pass the catalog.json or collection.json"
         )
-    return list(_walk_static(ref)), "static"
+    return list(items(ref)), "static"
 
 
 def _record(item: dict[str, Any], base: str) -> ChipRecord:
@@ -303,7 +218,7 @@ def _record(item: dict[str, Any], base: str) -> ChipRecord:
     return ChipRecord(
         item_id=item_id,
         class_index=EUROSAT_CLASS_NAMES.index(name),
-        href=_resolve(str(asset["href"]), base),
+        href=resolve_href(str(asset["href"]), base),
         file_bands=tuple(file_bands),
         split=str(split) if split is not None else None,
     )
@@ -433,7 +348,7 @@ def load_labelled_chips(
                 f"(bands: {', '.join(r.file_bands)})"
             )
         # URLs: one GET per chip (GDAL's range reads would hold the GIL while they wait)
-        data = _read_bytes(r.href) if _is_url(r.href) else None
+        data = read_bytes(r.href) if is_url(r.href) else None
         x[i] = read_chip(r.href, band_names, file_order=r.file_bands, data=data)
         return i
 

@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 
 from app_package.data.eurosat_stac import SPLITS, eurosat_to_stac, read_split_files
 from app_package.errors import DataError, DownloadError, InputError
-from app_package.util.progress import ProgressCallback, no_progress
+from app_package.util.progress import ProgressCallback, no_progress, scaled
 
 if TYPE_CHECKING:
     import requests
@@ -200,15 +200,6 @@ def extract_zip(archive: Path, dest: Path) -> Path:
     return dest
 
 
-def _scaled(progress: ProgressCallback, start: float, end: float) -> ProgressCallback:
-    """`progress` with 0–100 mapped onto [start, end]."""
-
-    def inner(percent: float, message: str) -> None:
-        progress(start + (end - start) * max(0.0, min(100.0, percent)) / 100.0, message)
-
-    return inner
-
-
 def eurosat_download(
     dest: Path,
     *,
@@ -253,7 +244,7 @@ def eurosat_download(
 
     downloads = dest / "downloads"
     name = Path(urlparse(url).path).name or "EuroSAT_MS.zip"
-    archive = download_file(url, downloads / name, expected, progress=_scaled(progress, 0, 75))
+    archive = download_file(url, downloads / name, expected, progress=scaled(progress, 0, 75))
     for i, (split, split_url) in enumerate(split_urls.items()):
         if split not in split_sums:
             raise InputError(f"no checksum for the {split} split file: pass one for {split_url}")
@@ -261,7 +252,7 @@ def eurosat_download(
             split_url,
             downloads / f"eurosat-{split}.txt",
             parse_checksum(split_sums[split]),
-            progress=_scaled(progress, 75 + i, 76 + i),
+            progress=scaled(progress, 75 + i, 76 + i),
         )
     extracted = dest / Path(name).stem
     if not extracted.is_dir():
@@ -276,6 +267,6 @@ def eurosat_download(
         collection_id=collection_id,
         splits=splits or None,
         link_chips=True,  # the extracted folder is ours and never rewritten
-        progress=_scaled(progress, 80, 100),
+        progress=scaled(progress, 80, 100),
     )
     return catalog

@@ -7,7 +7,6 @@ common names); the radiometric offset comes from `MTD_MSIL1C.xml` or the STAC it
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 import xml.etree.ElementTree as ET
@@ -15,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlparse
 
 from app_package.eo.bands import BANDS_BY_NAME, L1C_QUANTIFICATION_VALUE, S2_BANDS, band
 from app_package.errors import DataError, InputError, NotFoundError
+from app_package.stac.io import CATALOG_FILE, is_url, items, read_json, resolve_href
 
 logger = logging.getLogger(__name__)
 
@@ -166,40 +165,6 @@ def _parse_datetime(value: str) -> datetime:
 
 
 # ------------------------------------------------------------------ STAC items
-def _is_url(href: str) -> bool:
-    return urlparse(href).scheme in ("http", "https")
-
-
-def _read_json(href: str) -> dict[str, Any]:
-    try:
-        if _is_url(href):
-            import requests
-
-            r = requests.get(href, timeout=60)
-            r.raise_for_status()
-            data = r.json()
-        else:
-            data = json.loads(Path(href).read_text())
-    except FileNotFoundError as e:
-        raise NotFoundError(f"STAC document {href} not found") from e
-    except Exception as e:  # network, HTTP status, invalid JSON
-        raise DataError(f"cannot read STAC document {href}: {e}") from e
-    if not isinstance(data, dict):
-        raise DataError(f"STAC document {href} is not a JSON object")
-    return data
-
-
-def _resolve(href: str, base: str) -> str:
-    if _is_url(href) or href.startswith("/vsi"):
-        return href
-    if href.startswith("file://"):
-        return urlparse(href).path
-    if _is_url(base):
-        return urljoin(base, href)
-    p = Path(href)
-    return str(p if p.is_absolute() else (Path(base).parent / p).resolve())
-
-
 def _asset_band_names(key: str, asset: dict[str, Any]) -> list[tuple[str, int]]:
     """Candidate canonical bands for an asset with a rank (lower is better)."""
     found: list[tuple[str, int]] = []
@@ -259,7 +224,7 @@ def product_from_item(item: dict[str, Any], href: str) -> Product:
             offset = _asset_raster_offset(asset, quant)
             if offset is None:
                 offset = BASELINE_04_OFFSET if needs_offset(baseline) else 0.0
-            src = BandSource(name, _resolve(asset["href"], href), offset, key)
+            src = BandSource(name, resolve_href(asset["href"], href), offset, key)
             cog_first = 0 if "cloud-optimized" in media or "tiff" in media else 1
             prev = chosen.get(name)
             if prev is None or (rank, cog_first) < prev[:2]:
@@ -276,27 +241,6 @@ def product_from_item(item: dict[str, Any], href: str) -> Product:
         asset_keys=tuple(assets),
         properties=dict(props),
     )
-
-
-def _items_in_catalog(href: str, seen: set[str] | None = None) -> list[str]:
-    """Hrefs of every item below a catalog/collection (follows `item` and `child` links)."""
-    seen = seen if seen is not None else set()
-    if href in seen:
-        return []
-    seen.add(href)
-    doc = _read_json(href)
-    if doc.get("type") == "Feature":
-        return [href]
-    out: list[str] = []
-    for link in doc.get("links", []):
-        rel, target = link.get("rel"), link.get("href")
-        if not target:
-            continue
-        if rel == "item":
-            out.append(_resolve(target, href))
-        elif rel == "child":
-            out.extend(_items_in_catalog(_resolve(target, href), seen))
-    return out
 
 
 # ------------------------------------------------------------------ SAFE folders
@@ -347,8 +291,8 @@ def product_from_safe(folder: Path) -> Product:
 def open_product(source: str | Path) -> Product:
     """Open a product from a STAC item file/URL, a staged-in folder (catalog.json) or a .SAFE."""
     s = str(source)
-    if _is_url(s):
-        return product_from_item(_read_json(s), s)
+    if is_url(s):
+        return product_from_item(read_json(s), s)
     p = Path(s)
     if not p.exists():
         raise NotFoundError(
@@ -358,27 +302,22 @@ def open_product(source: str | Path) -> Product:
     if p.is_dir():
         if (p / "MTD_MSIL1C.xml").is_file() or (p / "MTD_MSIL2A.xml").is_file():
             return product_from_safe(p)
-        if (p / "catalog.json").is_file():
-            items = _items_in_catalog(str((p / "catalog.json").resolve()))
-            if len(items) != 1:
-                raise DataError(
-                    f"staged-in catalog {p / 'catalog.json'} holds {len(items)} items: "
-                    "classify needs exactly one Sentinel-2 item"
-                    + (f" (found {', '.join(items[:5])})" if items else "")
-                )
-            return product_from_item(_read_json(items[0]), items[0])
-        if p.name.upper().endswith(".SAFE"):
-            return product_from_safe(p)
-        raise InputError(
-            f"{p} is neither a .SAFE product (MTD_MSIL1C.xml) nor a staged-in folder (catalog.json)"
-        )
+        if not (p / CATALOG_FILE).is_file():
+            if p.name.upper().endswith(".SAFE"):
+                return product_from_safe(p)
+            raise InputError(
+                f"{p} is neither a .SAFE product (MTD_MSIL1C.xml) nor a staged-in folder "
+                "(catalog.json)"
+            )
+        p = p / CATALOG_FILE
     if p.name.startswith("MTD_MSI") and p.suffix == ".xml":
         return product_from_safe(p.parent)
     href = str(p.resolve())
-    doc = _read_json(href)
-    if doc.get("type") == "Feature":
-        return product_from_item(doc, href)
-    items = _items_in_catalog(href)
-    if len(items) != 1:
-        raise DataError(f"catalog {href} holds {len(items)} items: classify needs exactly one")
-    return product_from_item(_read_json(items[0]), items[0])
+    found = list(items(href))
+    if len(found) != 1:
+        names = ", ".join(h for _, h in found[:5])
+        raise DataError(
+            f"catalog {href} holds {len(found)} items: classify needs exactly one Sentinel-2 "
+            "item" + (f" (found {names})" if names else "")
+        )
+    return product_from_item(*found[0])

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from app_package.errors import InputError
@@ -94,10 +94,6 @@ def idempotency_key(scope: str, process: str, source_event_id: str) -> str:
     """The `Idempotency-Key` of the execute request for an event (`scope`: `<stream>/<group>`):
     a retry gets the same job; another group, or the same group name on another stream, not."""
     return _digest("execute", scope, process, source_event_id)
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # ---------------------------------------------------------------- building

@@ -18,10 +18,10 @@ from urllib.parse import urljoin
 import requests
 
 from app_package.errors import ServiceError
+from app_package.jobs.records import TERMINAL_VALUES
 
 logger = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"successful", "failed", "dismissed"})
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -150,7 +150,7 @@ class ProcessesClient:
         deadline = time.monotonic() + timeout
         while True:
             doc = self.status(job_url)
-            if doc["status"] in TERMINAL:
+            if doc["status"] in TERMINAL_VALUES:
                 return doc
             if time.monotonic() > deadline:
                 raise ServiceError(

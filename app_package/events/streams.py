@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import logging
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
 from app_package.errors import InputError, ServiceError
 from app_package.events.cloudevents import EVENT_FIELD, CloudEvent, parse
+from app_package.util.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +55,6 @@ return entry
 """
 
 
-def redacted(url: str) -> str:
-    """The URL without its password (for logs and messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))
-
-
 def connect(url: str, timeout: float = 10.0) -> redis.Redis:
     """A Redis client for `url` (redis://, rediss://, unix://); InputError for a bad URL."""
     try:
@@ -73,14 +63,14 @@ def connect(url: str, timeout: float = 10.0) -> redis.Redis:
         )
     except ValueError as e:
         raise InputError(
-            f"--redis-url {redacted(url)!r} is not a Redis URL ({e}); e.g. redis://127.0.0.1:6379/0"
+            f"--redis-url {redact(url)!r} is not a Redis URL ({e}); e.g. redis://127.0.0.1:6379/0"
         ) from e
 
 
 def unavailable(url: str, e: Exception) -> ServiceError:
     """The error for a Redis failure: retryable, naming the server."""
     return ServiceError(
-        f"Redis at {redacted(url)} failed ({type(e).__name__}: {e}); check that redis-server "
+        f"Redis at {redact(url)} failed ({type(e).__name__}: {e}); check that redis-server "
         "runs and --redis-url is right",
         retryable=True,
     )

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -40,8 +39,11 @@ import redis
 
 from app_package.errors import InputError, ServiceError
 from app_package.events import cloudevents as ce
-from app_package.events.ogc_client import TERMINAL, ProcessesClient
+from app_package.events.ogc_client import ProcessesClient
 from app_package.events.streams import DEFAULT_TTL_S, EventBus, unavailable
+from app_package.jobs.records import TERMINAL_VALUES
+from app_package.util.retry import Backoff
+from app_package.util.timestamps import now_rfc3339
 
 logger = logging.getLogger(__name__)
 
@@ -252,8 +254,7 @@ class Trigger:
 
     def _pause(self, e: Exception) -> None:
         self._failures += 1
-        delay = min(self.config.backoff_max_s, 0.5 * 2 ** (self._failures - 1))
-        delay *= random.uniform(0.9, 1.1)
+        delay = Backoff(max_s=self.config.backoff_max_s).delay(self._failures)
         logger.warning("retry in %.1f s: %s", delay, e)
         self.stop_event.wait(delay)
 
@@ -293,7 +294,7 @@ class Trigger:
         job_id = str(doc.get("jobID") or job_url.rstrip("/").rsplit("/", 1)[-1])
         outcome = ce.job_completed(
             d.identity, scope=c.scope, process=c.mapping.process, source=c.event_source,
-            time=ce.now_rfc3339(), job_id=job_id, job_url=job_url, catalog=catalog,
+            time=now_rfc3339(), job_id=job_id, job_url=job_url, catalog=catalog,
             item_href=d.href, subject=subject,
         )  # fmt: skip
         entry = self.bus.finish(state_key, c.completed_stream, outcome, c.stream, c.group,
@@ -318,7 +319,7 @@ class Trigger:
         c = self.config
         outcome = ce.job_failed(
             d.identity, scope=c.scope, process=c.mapping.process, source=c.event_source,
-            time=ce.now_rfc3339(), error=error, job_id=job_id or None, job_url=job_url,
+            time=now_rfc3339(), error=error, job_id=job_id or None, job_url=job_url,
             item_href=d.href, subject=subject,
         )  # fmt: skip
         self.bus.finish(c.state_key(d.identity), c.failed_stream, outcome, c.stream, c.group,
@@ -336,7 +337,7 @@ class Trigger:
         self.redis.hset(
             state_key,
             mapping={"job_id": ref.job_id, "job_url": ref.url, "consumer": c.consumer,
-                     "submitted": ce.now_rfc3339()},
+                     "submitted": now_rfc3339()},
         )  # fmt: skip
         self.redis.expire(state_key, c.state_ttl_s)
         logger.info("event %s: submitted job %s (%s)", d.identity, ref.job_id, ref.url)
@@ -346,7 +347,7 @@ class Trigger:
         """Poll the job until it ends, keeping the entry claimed; its last statusInfo."""
         while True:
             doc = self._retrying(lambda: self.client.status(job_url), job_url=job_url)
-            if doc["status"] in TERMINAL:
+            if doc["status"] in TERMINAL_VALUES:
                 return doc
             if not self._still_mine(entry_id):
                 raise Interrupted(f"entry {entry_id} was acknowledged by another trigger")
@@ -373,9 +374,9 @@ class Trigger:
                     job_id = job_url.rstrip("/").rsplit("/", 1)[-1] if job_url else None
                     raise _Rejected(str(e), job_id, job_url) from e
                 failures += 1
-                delay = min(self.config.backoff_max_s, 0.5 * 2 ** (failures - 1))
+                delay = Backoff(max_s=self.config.backoff_max_s).delay(failures)
                 logger.warning("endpoint unavailable, retry in %.1f s: %s", delay, e)
-                if self.stop_event.wait(delay * random.uniform(0.9, 1.1)):
+                if self.stop_event.wait(delay):
                     raise Interrupted("stopping") from e
 
 

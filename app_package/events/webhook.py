@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from app_package.errors import InputError
-from app_package.events.watch import Watcher
+from app_package.events.watch.watcher import Watcher
 
 logger = logging.getLogger(__name__)
 

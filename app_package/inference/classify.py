@@ -558,13 +558,10 @@ def classify(
         map_classes,
     )
     from app_package.model.source import resolve_model
-    from app_package.util.outputs import atomic_dir
+    from app_package.util.outputs import atomic_dir, check_output_free
 
     output = Path(output)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        from app_package.errors import InputError
-
-        raise InputError(f"output folder {output} already exists: choose a new path or remove it")
+    check_output_free(output)
     progress(0.0, "opening product")
     prod = open_product(product)
     progress(1.0, "loading model")

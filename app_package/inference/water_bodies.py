@@ -383,11 +383,10 @@ def water_bodies(
 
     from app_package import __version__
     from app_package.inference.cog import write_class_cog
-    from app_package.util.outputs import atomic_dir
+    from app_package.util.outputs import atomic_dir, check_output_free
 
     output = Path(output)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise InputError(f"output folder {output} already exists: choose a new path or remove it")
+    check_output_free(output)
     if not items:
         raise InputError("no items given: name at least one Sentinel-2 STAC item or product")
     bounds = check_aoi(aoi) if aoi is not None else None

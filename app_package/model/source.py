@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from app_package.errors import AppPackageError, ModelError, NotFoundError, TrackingError
 from app_package.model.spec import SPEC_FILE, WEIGHTS_FILE, ModelSpec
+from app_package.stac.io import items, resolve_href
 
 if TYPE_CHECKING:
     from torch import nn
 
 logger = logging.getLogger(__name__)
-
-SPEC_METADATA_KEY = "app_package_spec"
 
 
 @dataclass(frozen=True)
@@ -122,21 +121,15 @@ def _resolve_local(weights: Path, spec_path: Path, uri: str = "", version: str =
 
 def _resolve_stac(path: Path) -> ModelRef:
     """Training output: catalog.json -> the item with assets `model` / `model-spec`."""
-    from app_package.eo.sentinel2 import _items_in_catalog, _read_json, _resolve
-
-    href = str(path.resolve())
-    doc = _read_json(href)
-    items = [href] if doc.get("type") == "Feature" else _items_in_catalog(href)
-    for item_href in items:
-        item = doc if item_href == href else _read_json(item_href)
+    for item, item_href in items(str(path.resolve())):
         assets: dict[str, Any] = item.get("assets") or {}
         model_asset = assets.get("model") or next(
             (a for a in assets.values() if "mlm:model" in (a.get("roles") or [])), None
         )
         spec_asset = assets.get("model-spec")
         if model_asset and spec_asset:
-            weights = Path(_resolve(model_asset["href"], item_href))
-            spec_path = Path(_resolve(spec_asset["href"], item_href))
+            weights = Path(resolve_href(model_asset["href"], item_href))
+            spec_path = Path(resolve_href(spec_asset["href"], item_href))
             version = str(item.get("properties", {}).get("version") or "")
             return _resolve_local(weights, spec_path, item_href, version)
     raise ModelError(
@@ -152,7 +145,11 @@ def _resolve_mlflow(uri: str, tracking_uri: str | None = None) -> ModelRef:
         from mlflow.exceptions import MlflowException
     except ImportError as e:  # pragma: no cover - mlflow is a dependency
         raise ModelError(f"MLflow is needed to load {uri}: {e}") from e
-    from app_package.training.tracking import _global_uri, resolve_tracking_uri
+    from app_package.training.tracking import (
+        SPEC_METADATA_KEY,
+        global_tracking_uri,
+        resolve_tracking_uri,
+    )
 
     store = resolve_tracking_uri(tracking_uri)
 
@@ -165,7 +162,7 @@ def _resolve_mlflow(uri: str, tracking_uri: str | None = None) -> ModelRef:
         return TrackingError(f"cannot reach the MLflow store for {uri}: {e}")
 
     try:
-        with _global_uri(store):
+        with global_tracking_uri(store):
             info = mlflow.models.get_model_info(uri)
             version = _registry_version(uri)
     except (MlflowException, OSError) as e:
@@ -180,7 +177,7 @@ def _resolve_mlflow(uri: str, tracking_uri: str | None = None) -> ModelRef:
 
     def load() -> nn.Module:
         try:
-            with _global_uri(store):
+            with global_tracking_uri(store):
                 module = mlflow.pytorch.load_model(uri, map_location="cpu")
         except (MlflowException, OSError) as e:
             raise failed(e) from e

@@ -21,9 +21,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from app_package.defaults import DEFAULT_CONFIG, SAMPLE_DIR
+from pygeoapi.util import JobStatus
+
+from app_package.defaults import DEFAULT_CONFIG
 from app_package.errors import InputError
-from app_package.jobs.store import JobStoreUnavailable, redact
+from app_package.jobs.records import TERMINAL, status_of
+from app_package.jobs.store import JobStoreUnavailable
+from app_package.util.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -146,16 +150,12 @@ class Service:
         from starlette.staticfiles import StaticFiles
 
         from app_package.jobs.manager import ChildProcessManager
-        from app_package.service.ogc import HrefPolicy
 
         self.app = pygeoapi_app
         self.api = api
         self.manager: ChildProcessManager = api.manager
         self.base_url = str(api.base_url).rstrip("/")
-        mconf = dict(api.config["server"]["manager"])
-        if not mconf.get("data_roots"):  # default: the bundled sample and the job outputs
-            mconf["data_roots"] = [str(SAMPLE_DIR), str(self.manager.output_dir)]
-        self.policy = HrefPolicy.from_config(mconf)
+        self.policy = self.manager.config.href_policy
         self.max_body = max_body
         self._descriptions: dict[str, dict[str, Any]] = {}
         self.outputs = StaticFiles(directory=self.manager.output_dir, check_dir=False)
@@ -296,8 +296,9 @@ class Service:
     async def execute(self, request: Any, pid: str) -> Any:
         from starlette.concurrency import run_in_threadpool
 
-        from app_package.jobs.manager import TERMINAL, status_info
-        from app_package.service.ogc import choose_mode, invalid, parse_prefer, validate_execute
+        from app_package.jobs.status import status_info
+        from app_package.service.execute import validate_execute
+        from app_package.service.ogc import choose_mode, invalid, parse_prefer
 
         description = self._process(pid)
         body = b""
@@ -330,10 +331,10 @@ class Service:
             headers["Preference-Applied"] = f"wait={wait}"
         while True:
             job = await run_in_threadpool(self.manager.get_job, job_id)
-            if job["status"] in TERMINAL:
+            if status_of(job) in TERMINAL:
                 break
             await asyncio.sleep(0.2)
-        if job["status"] != "successful":
+        if status_of(job) is not JobStatus.successful:
             return self._failed(job, headers)
         _, result = await run_in_threadpool(self.manager.get_job_result, job_id)
         if doc.get("response") == "document":
@@ -343,7 +344,7 @@ class Service:
     def _failed(self, job: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
         from app_package.service.ogc import JOB_DISMISSED, JOB_FAILED, OGCError
 
-        if job["status"] == "dismissed":
+        if status_of(job) is JobStatus.dismissed:
             e = OGCError(404, JOB_DISMISSED, f"job {job['identifier']} was dismissed")
         else:
             status = 400 if job.get("error_kind") == "input" else 500
@@ -355,7 +356,7 @@ class Service:
     async def jobs(self, request: Any) -> Any:
         from starlette.concurrency import run_in_threadpool
 
-        from app_package.jobs.manager import status_info
+        from app_package.jobs.status import status_info
         from app_package.service.ogc import invalid
 
         if request.query_params.get("f") == "html":
@@ -388,7 +389,7 @@ class Service:
     async def job(self, request: Any, job_id: str) -> Any:
         from starlette.concurrency import run_in_threadpool
 
-        from app_package.jobs.manager import status_info
+        from app_package.jobs.status import status_info
 
         if request.query_params.get("f") == "html":
             return None
@@ -398,7 +399,7 @@ class Service:
     async def dismiss(self, request: Any, job_id: str) -> Any:
         from starlette.concurrency import run_in_threadpool
 
-        from app_package.jobs.manager import status_info
+        from app_package.jobs.status import status_info
 
         await run_in_threadpool(self._job, job_id)
         job = await run_in_threadpool(self.manager.dismiss, job_id)
@@ -410,9 +411,9 @@ class Service:
         from app_package.service.ogc import RESULT_NOT_READY, OGCError
 
         job = await run_in_threadpool(self._job, job_id)
-        if job["status"] in ("accepted", "running"):
+        if status_of(job) not in TERMINAL:
             raise OGCError(404, RESULT_NOT_READY, f"job {job_id} is {job['status']}: poll it")
-        if job["status"] != "successful":
+        if status_of(job) is not JobStatus.successful:
             return self._failed(job)
         _, result = await run_in_threadpool(self.manager.get_job_result, job_id)
         return self.json(result)
@@ -434,21 +435,16 @@ def build_app(max_body: int | None = None) -> Service:
 
 
 def check_workers(workers: int, cfg: dict[str, Any]) -> str:
-    """The job store connection, if it suits `workers` server processes; else an InputError."""
-    from app_package.jobs.store import is_postgres
+    """The job store connection, if `workers` server processes can share it; else InputError.
 
-    manager = cfg["server"]["manager"]
-    connection = str(manager.get("connection") or "")
+    Both stores serve several workers: the SQLite file those on one host, PostgreSQL those on
+    any hosts.
+    """
+    from app_package.jobs.config import ManagerConfig
+
     if workers < 1:
         raise InputError(f"--workers {workers}: must be 1 or more")
-    if workers > 1 and not is_postgres(connection):
-        store = connection or f"{manager.get('data_dir') or 'var'}/jobs.db (TinyDB, the default)"
-        raise InputError(
-            f"--workers {workers} needs a job store shared by processes, but the job store is "
-            f"{store}: a TinyDB file serves one server process. Set APP_PACKAGE_JOB_STORE="
-            "postgresql://USER@HOST:PORT/DB (manager.connection) or use --workers 1"
-        )
-    return connection
+    return ManagerConfig.parse(cfg["server"]["manager"]).connection
 
 
 def serve(
@@ -464,7 +460,7 @@ def serve(
     cfg = prepare_environment(host, port, config_path(config))
     connection = check_workers(workers, cfg)
     logger.info("serving on %s, %d worker(s), jobs in %s", os.environ["APP_PACKAGE_URL"],
-                workers, redact(connection) or "TinyDB")  # fmt: skip
+                workers, redact(connection))  # fmt: skip
     if workers == 1:
         uvicorn.run(build_app(), host=host, port=port, log_level="warning", lifespan="on")
         return

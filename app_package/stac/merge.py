@@ -25,30 +25,11 @@ from typing import Any
 
 import pystac
 
-from app_package.errors import DataError, InputError, NotFoundError
+from app_package.errors import DataError, InputError
+from app_package.stac.io import CATALOG_FILE, find_catalog_file, read_json
 from app_package.util.outputs import atomic_dir
 
 logger = logging.getLogger(__name__)
-
-CATALOG_FILE = "catalog.json"
-COLLECTION_FILE = "collection.json"
-
-
-def find_catalog_file(ref: Path) -> Path:
-    """The catalog (or collection) JSON of `ref`: the file itself, or the one in folder `ref`."""
-    ref = Path(ref)
-    if ref.is_file():
-        return ref
-    if not ref.is_dir():
-        raise NotFoundError(f"catalog {ref} does not exist: pass a folder holding {CATALOG_FILE}")
-    for name in (CATALOG_FILE, COLLECTION_FILE):
-        if (ref / name).is_file():
-            return ref / name
-    present = ", ".join(sorted(p.name for p in ref.iterdir())[:10]) or "nothing"
-    raise NotFoundError(
-        f"folder {ref} holds no {CATALOG_FILE} (found: {present}): pass the output folder of "
-        "`app-package classify` or `app-package train`, or another static STAC catalog"
-    )
 
 
 def _child_name(catalog_id: str, taken: set[str]) -> str:
@@ -61,12 +42,9 @@ def _child_name(catalog_id: str, taken: set[str]) -> str:
     return name
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise DataError(f"cannot read STAC file {path}: {e}") from e
-    if not isinstance(doc, dict) or "links" not in doc:
+def _read_catalog(path: Path) -> dict[str, Any]:
+    doc = read_json(str(path))
+    if "links" not in doc:
         raise DataError(f"{path} is not a STAC object (no links): pass a STAC catalog.json")
     return doc
 
@@ -102,7 +80,7 @@ def relink_child(
         if path in seen:
             continue
         seen.add(path)
-        doc = _read_json(path)
+        doc = _read_catalog(path)
         links: list[dict[str, Any]] = []
         for link in doc["links"]:
             rel = link.get("rel")
@@ -177,7 +155,7 @@ def merge_catalogs(
     if not catalog_id.strip():
         raise InputError("parent catalog id is empty: pass --id NAME")
     files = [find_catalog_file(Path(s)) for s in sources]
-    docs = [_read_json(f) for f in files]
+    docs = [_read_catalog(f) for f in files]
     for f, doc in zip(files, docs, strict=True):
         if doc.get("type") not in ("Catalog", "Collection"):
             raise DataError(

@@ -22,6 +22,7 @@ from pystac.validation.stac_validator import GetSchemaError, JsonSchemaSTACValid
 
 from app_package.defaults import SCHEMAS_DIR
 from app_package.errors import DataError, NotFoundError
+from app_package.stac.io import walk
 
 logger = logging.getLogger(__name__)
 
@@ -148,9 +149,7 @@ def walk_json(root: Path) -> list[Path]:
 def _walk(root: Path) -> Iterator[tuple[dict[str, Any], str]]:
     if not root.is_file():
         raise NotFoundError(f"STAC file {root} does not exist")
-    from app_package.data.dataset import walk_stac
-
-    yield from walk_stac(str(root.resolve()))
+    yield from walk(str(root.resolve()))
 
 
 def stac_validator_schema_map(schema_root: Path = BUNDLED_SCHEMAS) -> dict[str, str]:

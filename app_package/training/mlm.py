@@ -1,7 +1,7 @@
 """The output of training as STAC: a catalog with one item describing the model (STAC MLM).
 
 `model_item` and `catalog_dict` are pure (they return dicts); `write_catalog` writes them next to
-the asset files that `app_package.training.loop.train` put in the item folder.
+the asset files that `app_package.training.train.train` put in the item folder.
 """
 
 from __future__ import annotations

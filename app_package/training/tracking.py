@@ -6,7 +6,6 @@ The training loop never imports mlflow; it hands `Run.log_epoch` in as its epoch
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ import numpy as np
 
 from app_package.defaults import CHAMPION_ALIAS, MODEL_NAME
 from app_package.errors import InputError, NotFoundError, TrackingError
+from app_package.training.plots import confusion_matrix_png
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -78,7 +78,7 @@ def _client(uri: str) -> MlflowClient:
 
 
 @contextmanager
-def _global_uri(uri: str) -> Iterator[None]:
+def global_tracking_uri(uri: str) -> Iterator[None]:
     """mlflow's fluent API (log_model) reads a global URI: set it, then restore the old one."""
     import mlflow
     from mlflow.tracking._model_registry import utils as registry_utils
@@ -142,7 +142,7 @@ class Tracker:
         """An MLflow run that ends FINISHED on success and FAILED on any exception."""
         import mlflow
 
-        with _global_uri(self.uri):
+        with global_tracking_uri(self.uri):
             active = mlflow.start_run(experiment_id=self.experiment_id, run_name=run_name)
             run = Run(self, active.info.run_id)
             try:
@@ -369,46 +369,3 @@ def best_model_uri(
     if not models:
         raise NotFoundError(f"run {run_id} (best by {metric}) has no logged model")
     return f"models:/{models[0].model_id}"
-
-
-def load_model(uri: str, tracking_uri: str | None = None) -> tuple[nn.Module, ModelSpec]:
-    """Load a model URI as the classification side does: the network plus its ModelSpec."""
-    import mlflow.models
-    import mlflow.pytorch
-
-    from app_package.model.spec import ModelSpec
-
-    with _global_uri(resolve_tracking_uri(tracking_uri)):
-        model = mlflow.pytorch.load_model(uri, map_location="cpu")
-        meta = mlflow.models.get_model_info(uri).metadata or {}
-    if SPEC_METADATA_KEY not in meta:
-        raise TrackingError(f"model {uri} carries no {SPEC_METADATA_KEY!r} metadata")
-    return model, ModelSpec.from_dict(meta[SPEC_METADATA_KEY])
-
-
-def confusion_matrix_png(matrix: list[list[int]] | np.ndarray, classes: Any) -> bytes:
-    """A labelled confusion-matrix heat map as PNG bytes (matplotlib, no global pyplot state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    cm = np.asarray(matrix)
-    names = list(classes)
-    fig = Figure(figsize=(7, 6), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    im = ax.imshow(cm, cmap="Blues")
-    fig.colorbar(im, ax=ax)
-    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(len(names)), names, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    peak = cm.max() if cm.size else 0
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            if cm[i, j]:
-                colour = "white" if cm[i, j] > peak / 2 else "black"
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color=colour)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()

@@ -14,18 +14,22 @@ from app_package.errors import InputError
 logger = logging.getLogger(__name__)
 
 
+def check_output_free(dest: Path) -> None:
+    """Refuse an output folder that exists with content (before any work is done): an empty
+    folder is fine (e.g. a CWL runner's output dir)."""
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise InputError(f"output folder {dest} already exists: choose a new path or remove it")
+
+
 @contextmanager
-def atomic_dir(dest: Path, *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_dir(dest: Path) -> Iterator[Path]:
     """Yield a temporary sibling folder of `dest`; on success it is renamed to `dest`.
 
     On any exception the temporary folder is removed and `dest` is untouched.
     """
     dest = Path(dest)
-    if dest.exists() and not overwrite:
-        if dest.is_dir() and not any(dest.iterdir()):
-            dest.rmdir()  # an empty folder (e.g. a CWL runner's output dir) is fine
-        else:
-            raise InputError(f"output folder {dest} already exists: choose a new path or remove it")
+    check_output_free(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:

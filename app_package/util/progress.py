@@ -1,6 +1,5 @@
 """Progress reporting shared by the CLI (a bar) and the server (job status)."""
 
-from collections.abc import Callable
 from typing import Protocol
 
 
@@ -14,7 +13,7 @@ def no_progress(percent: float, message: str) -> None:
     """A ProgressCallback that ignores everything."""
 
 
-def scaled(callback: ProgressCallback, start: float, end: float) -> Callable[[float, str], None]:
+def scaled(callback: ProgressCallback, start: float, end: float) -> ProgressCallback:
     """A callback mapping 0–100 onto [start, end] of `callback` (for sub-steps of a job)."""
 
     def inner(percent: float, message: str) -> None:

@@ -1,55 +1,25 @@
-"""Event-driven classification: new STAC items become OGC API – Processes jobs, each exactly once.
-
-A `Watcher` polls a STAC API search (collections, bbox, datetime window, cloud-cover limit, any
-CQL2 filter) and/or accepts items pushed to its webhook (`app_package.events.webhook`); every new
-item is submitted as an async execute request (`tile-classification` by default) to an OGC API –
-Processes endpoint.
-
-Exactly once, across restarts. Every item gets a deterministic key (process, collection, item
-id). The key is first recorded in sqlite as `pending` (INSERT OR IGNORE: only one claimant ever
-wins, whether poller or webhook, in this process or another). A pending row is leased, its
-attempt counted and committed, *then* the request is sent with the key as its
-`Idempotency-Key` header; the job id is recorded (`submitted`) after the answer. A crash between
-"sent" and "recorded" leaves the row `pending`; once its lease expires it is sent again with the
-same key, and a server that honours the header (ours does) answers with the job the first
-request created — no second job. An endpoint that ignores the header could run such an item
-twice; that window is one request's round trip. Items are never submitted again once
-`submitted`; the job's outcome is followed (`successful` / `failed` / `dismissed`).
-
-Bounds: at most `max_in_flight` jobs submitted and not yet finished, at most `max_per_minute`
-submissions. An unreachable endpoint or STAC API (connection error, timeout, 5xx, 429) is retried
-with exponential backoff, forever in loop mode: nothing is lost, items wait as `pending`. A 4xx
-answer to an execute request marks the item `rejected` (retrying cannot fix it).
-
-Event bus. With a `publisher` (`--redis-url`), every new item is also — or, with `submit=False`
-(`--no-submit`), only — published as one CloudEvent to a Redis stream, for `app-package trigger`
-or any other consumer. The event (its id derived from the item's collection and id) is built
-when the item is first seen and stored in its row; it is published once (`EventBus.publish_once`
-keeps a repeat of the same event id off the stream, so a crash between publishing and recording
-publishes nothing twice), and retried with backoff while Redis is down.
-"""
+"""The watcher's loop: polling, intake of pushed items, publishing, submitting, following jobs."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import random
-import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from app_package.defaults import CHAMPION_URI
 from app_package.errors import InputError, ServiceError
-from app_package.events.cloudevents import item_created, now_rfc3339
-from app_package.events.ogc_client import TERMINAL, ProcessesClient
+from app_package.events.cloudevents import item_created
+from app_package.events.ogc_client import ProcessesClient
 from app_package.events.streams import StreamPublisher
+from app_package.events.watch.search import Search
+from app_package.events.watch.state import StateStore
+from app_package.jobs.records import TERMINAL_VALUES
+from app_package.util.retry import Backoff
+from app_package.util.timestamps import now_rfc3339
 
 logger = logging.getLogger(__name__)
 
@@ -68,91 +38,6 @@ def self_href(item: dict[str, Any]) -> str | None:
     for link in item.get("links") or []:
         if isinstance(link, dict) and link.get("rel") == "self" and link.get("href"):
             return str(link["href"])
-    return None
-
-
-# ---------------------------------------------------------------- what to watch
-@dataclass(frozen=True)
-class Search:
-    """A STAC API item search; the same criteria filter items pushed to the webhook."""
-
-    stac_url: str | None = None
-    collections: tuple[str, ...] = ()
-    bbox: tuple[float, float, float, float] | None = None
-    datetime: str | None = None
-    max_cloud_cover: float | None = None
-    filter: dict[str, Any] | None = None  # CQL2-JSON
-    max_items: int = 1000
-
-    @staticmethod
-    def parse_filter(text: str | None) -> dict[str, Any] | None:
-        """A CQL2 filter given as CQL2-JSON or CQL2-text, as CQL2-JSON."""
-        if not text:
-            return None
-        import cql2
-
-        try:
-            expr = cql2.Expr(json.loads(text)) if text.lstrip().startswith("{") else None
-            expr = expr or cql2.parse_text(text)
-            expr.validate()
-        except Exception as e:  # cql2 raises its own ValueError subclasses
-            raise InputError(f"--filter {text!r} is not valid CQL2 (text or JSON): {e}") from e
-        return dict(expr.to_json())
-
-    def cql2(self) -> dict[str, Any] | None:
-        """The filter sent to the API: the cloud-cover limit AND the user's filter."""
-        parts: list[dict[str, Any]] = []
-        if self.max_cloud_cover is not None:
-            parts.append(
-                {"op": "<=", "args": [{"property": "eo:cloud_cover"}, self.max_cloud_cover]}
-            )
-        if self.filter:
-            parts.append(self.filter)
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else {"op": "and", "args": parts}
-
-    def matches(self, item: dict[str, Any]) -> str | None:
-        """None when a pushed item meets the criteria, else why it does not."""
-        collection = item.get("collection")
-        if self.collections and collection not in self.collections:
-            return f"collection {collection!r} is not one of {', '.join(self.collections)}"
-        if self.bbox and item.get("bbox"):
-            b = item["bbox"]
-            w, s, e, n = (b[0], b[1], b[3], b[4]) if len(b) == 6 else (b[0], b[1], b[2], b[3])
-            W, S, E, N = self.bbox
-            if w > E or e < W or s > N or n < S:
-                return f"bbox {b} is outside {list(self.bbox)}"
-        if self.datetime:
-            reason = _outside_window(item.get("properties") or {}, self.datetime)
-            if reason:
-                return reason
-        expr = self.cql2()
-        if expr:
-            import cql2
-
-            if not cql2.Expr(expr).matches(item):
-                return f"the filter {cql2.Expr(expr).to_text()} does not match"
-        return None
-
-
-def _parse_time(value: str) -> datetime:
-    t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
-def _outside_window(props: dict[str, Any], window: str) -> str | None:
-    start_s, _, end_s = window.partition("/")
-    if not end_s:
-        end_s = start_s
-    t0 = props.get("start_datetime") or props.get("datetime")
-    t1 = props.get("end_datetime") or props.get("datetime")
-    if not t0 or not t1:
-        return "the item has no datetime"
-    lo = None if start_s in ("", "..") else _parse_time(start_s)
-    hi = None if end_s in ("", "..") else _parse_time(end_s)
-    if (hi is not None and _parse_time(t0) > hi) or (lo is not None and _parse_time(t1) < lo):
-        return f"datetime {t0} is outside {window}"
     return None
 
 
@@ -184,179 +69,9 @@ class Limits:
 
     def backoff(self, failures: int) -> float:
         """Exponential backoff with ±10 % jitter, capped."""
-        delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** max(0, failures - 1))
-        return delay * random.uniform(0.9, 1.1)
+        return Backoff(self.backoff_base_s, self.backoff_max_s).delay(failures)
 
 
-# ---------------------------------------------------------------- state
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
-    key TEXT PRIMARY KEY,
-    item_id TEXT NOT NULL,
-    collection TEXT,
-    href TEXT NOT NULL,
-    source TEXT NOT NULL,
-    state TEXT NOT NULL,
-    job_id TEXT,
-    job_url TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt REAL NOT NULL DEFAULT 0,
-    leased_until REAL NOT NULL DEFAULT 0,
-    error TEXT,
-    created TEXT NOT NULL,
-    updated TEXT NOT NULL,
-    event TEXT,
-    published TEXT
-);
-CREATE INDEX IF NOT EXISTS items_state ON items (state);
-"""
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class StateStore:
-    """The watcher's sqlite state: one row per item, keyed by its idempotency key."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, timeout=30, isolation_level=None, check_same_thread=False
-        )
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(items)")}
-        for column in ("event", "published"):  # state files from before the event bus
-            if column not in columns:
-                self._db.execute(f"ALTER TABLE items ADD COLUMN {column} TEXT")
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def claim(
-        self,
-        key: str,
-        item_id: str,
-        collection: str | None,
-        href: str,
-        source: str,
-        event: str | None = None,
-    ) -> bool:
-        """Record a new item as `pending` (with the CloudEvent to publish for it, if any);
-        False when the key is already known."""
-        t = _now_iso()
-        with self._tx() as db:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO items (key, item_id, collection, href, source, state, "
-                "created, updated, event) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-                (key, item_id, collection, href, source, t, t, event),
-            )
-            return cur.rowcount == 1
-
-    def unpublished(self) -> list[dict[str, Any]]:
-        """Rows whose CloudEvent is still to be published."""
-        with self._lock:
-            cur = self._db.execute(
-                "SELECT * FROM items WHERE event IS NOT NULL AND published IS NULL "
-                "ORDER BY created, key"
-            )
-            return [dict(r) for r in cur.fetchall()]
-
-    def mark_published(self, key: str, entry: str, state: str | None = None) -> None:
-        """Record the stream entry of the item's event (`state`: the row's new state)."""
-        with self._tx() as db:
-            db.execute(
-                "UPDATE items SET published = ?, state = COALESCE(?, state), updated = ? "
-                "WHERE key = ?",
-                (entry, state, _now_iso(), key),
-            )
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM items WHERE key = ?", (key,)).fetchone()
-        return dict(row) if row else None
-
-    def rows(self, state: str | None = None) -> list[dict[str, Any]]:
-        with self._lock:
-            if state is None:
-                cur = self._db.execute("SELECT * FROM items ORDER BY created, key")
-            else:
-                cur = self._db.execute(
-                    "SELECT * FROM items WHERE state = ? ORDER BY created, key", (state,)
-                )
-            return [dict(r) for r in cur.fetchall()]
-
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            cur = self._db.execute("SELECT state, COUNT(*) FROM items GROUP BY state")
-            return {str(s): int(n) for s, n in cur.fetchall()}
-
-    def due(self, now: float, ignore_backoff: bool = False) -> list[dict[str, Any]]:
-        """Pending rows whose next attempt is due (any, with `ignore_backoff`), not leased."""
-        with self._lock:
-            cur = self._db.execute(
-                "SELECT * FROM items WHERE state = 'pending' AND (? OR next_attempt <= ?) "
-                "AND leased_until <= ? ORDER BY created, key",
-                (ignore_backoff, now, now),
-            )
-            return [dict(r) for r in cur.fetchall()]
-
-    def lease(self, key: str, now: float, seconds: float) -> int | None:
-        """Take a pending row for one attempt; returns the attempt number, None if taken."""
-        with self._tx() as db:
-            cur = db.execute(
-                "UPDATE items SET leased_until = ?, attempts = attempts + 1, updated = ? "
-                "WHERE key = ? AND state = 'pending' AND leased_until <= ?",
-                (now + seconds, _now_iso(), key, now),
-            )
-            if cur.rowcount != 1:
-                return None
-            row = db.execute("SELECT attempts FROM items WHERE key = ?", (key,)).fetchone()
-            return int(row[0])
-
-    def submitted(self, key: str, job_id: str, job_url: str, status: str) -> None:
-        state = status if status in TERMINAL else "submitted"
-        with self._tx() as db:
-            db.execute(
-                "UPDATE items SET state = ?, job_id = ?, job_url = ?, leased_until = 0, "
-                "error = NULL, updated = ? WHERE key = ?",
-                (state, job_id, job_url, _now_iso(), key),
-            )
-
-    def retry_later(self, key: str, error: str, next_attempt: float) -> None:
-        with self._tx() as db:
-            db.execute(
-                "UPDATE items SET error = ?, next_attempt = ?, leased_until = 0, updated = ? "
-                "WHERE key = ? AND state = 'pending'",
-                (error, next_attempt, _now_iso(), key),
-            )
-
-    def finish(self, key: str, state: str, error: str | None = None) -> None:
-        with self._tx() as db:
-            db.execute(
-                "UPDATE items SET state = ?, error = ?, leased_until = 0, updated = ? "
-                "WHERE key = ?",
-                (state, error, _now_iso(), key),
-            )
-
-
-# ---------------------------------------------------------------- the watcher
 @dataclass
 class CycleReport:
     """What one cycle did (for logs, `--once` exit codes and tests)."""
@@ -541,7 +256,7 @@ class Watcher:
                 report.finished += 1
                 logger.error("item %s: job %s lost: %s", row["item_id"], row["job_id"], e)
                 continue
-            if doc["status"] in TERMINAL:
+            if doc["status"] in TERMINAL_VALUES:
                 message = doc.get("message") or None
                 error = None if doc["status"] == "successful" else message
                 self.store.finish(row["key"], doc["status"], error)

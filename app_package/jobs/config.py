@@ -1,0 +1,48 @@
+"""The job manager's settings (`server.manager` in pygeoapi-config.yml), parsed once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app_package.defaults import SAMPLE_DIR
+from app_package.jobs.cwl_engine import check_engine
+from app_package.service.hrefs import HrefPolicy
+
+DEFAULT_MAX_JOBS = 2
+STALE_AFTER_S = 30.0  # a worker on another host is gone after this long without a heartbeat
+
+
+@dataclass(frozen=True)
+class ManagerConfig:
+    """Where jobs are stored and written, how many run, how, and what they may read."""
+
+    data_dir: Path
+    connection: str  # postgresql://… or the path of the single-host store file
+    output_dir: Path
+    outputs_url: str  # the URL of `output_dir` on the server (no trailing slash)
+    max_jobs: int  # jobs running at once over all workers
+    heartbeat_timeout: float
+    engine: str  # local, cwltool or toil
+    # references (inputs, callbacks) jobs may use; data roots default to the sample + outputs
+    href_policy: HrefPolicy
+
+    @classmethod
+    def parse(cls, manager_def: dict[str, Any]) -> ManagerConfig:
+        data_dir = Path(str(manager_def.get("data_dir") or "var"))
+        connection = str(manager_def.get("connection") or "") or str(data_dir / "jobs.db")
+        output_dir = Path(str(manager_def.get("output_dir") or data_dir / "outputs")).resolve()
+        policy_conf = dict(manager_def)
+        if not policy_conf.get("data_roots"):
+            policy_conf["data_roots"] = [str(SAMPLE_DIR), str(output_dir)]
+        return cls(
+            data_dir=data_dir,
+            connection=connection,
+            output_dir=output_dir,
+            outputs_url=str(manager_def.get("outputs_url", "")).rstrip("/"),
+            max_jobs=max(1, int(manager_def.get("max_jobs", DEFAULT_MAX_JOBS))),
+            heartbeat_timeout=float(manager_def.get("heartbeat_timeout") or STALE_AFTER_S),
+            engine=check_engine(str(manager_def.get("engine") or "local")),
+            href_policy=HrefPolicy.from_config(policy_conf),
+        )

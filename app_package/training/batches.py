@@ -1,0 +1,122 @@
+"""The in-memory data path of training: uint16 chips, normalised and augmented per batch on the
+training device.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from app_package.errors import DataError
+from app_package.model.spec import ModelSpec
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+
+class ChipBatches:
+    """Chips held once in memory as uint16 (on the training device), served as normalised batches.
+
+    Normalisation uses the spec's per-band statistics (looked up by band name); augmentation
+    (random flips and transposes = the 8 rotations/reflections) is applied on whole batches.
+    On the CPU the batch is gathered, augmented (still uint16) and normalised straight into a
+    channels_last float32 buffer with numpy, several times faster than torch's uint16 kernels.
+    """
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        spec: ModelSpec,
+        device: torch.device,
+        *,
+        channels_last: bool = True,
+    ) -> None:
+        import torch
+
+        if x.dtype != np.uint16:
+            raise DataError(f"chips must be uint16 DNs, got {x.dtype}")
+        self.device = device
+        self.n = int(x.shape[0])
+        self.channels_last = channels_last
+        self.y = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
+        std = np.asarray(spec.std, dtype=np.float32)
+        mean = np.asarray(spec.mean, dtype=np.float32)
+        self._scale_np = 1.0 / std
+        self._shift_np = mean / std
+        self.xn: np.ndarray | None = None
+        self.x: torch.Tensor | None = None
+        if device.type == "cpu":
+            self.xn = np.ascontiguousarray(x)
+        else:  # uint16 has few CUDA kernels: hold int32 on the device
+            self.x = torch.from_numpy(x.astype(np.int32)).to(device)
+        self.scale = torch.from_numpy(self._scale_np).to(device).view(1, -1, 1, 1)
+        self.shift = torch.from_numpy(self._shift_np).to(device).view(1, -1, 1, 1)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def concat(self, other: ChipBatches) -> ChipBatches:
+        """These chips followed by `other`'s (same device and normalisation), held once more."""
+        import torch
+
+        out = object.__new__(ChipBatches)
+        out.__dict__.update(self.__dict__)
+        out.n = self.n + other.n
+        out.y = torch.cat([self.y, other.y])
+        if self.xn is not None and other.xn is not None:
+            out.xn = np.concatenate([self.xn, other.xn])
+        elif self.x is not None and other.x is not None:
+            out.x = torch.cat([self.x, other.x])
+        else:
+            raise DataError("cannot concatenate chips held on different devices")
+        return out
+
+    def batch(
+        self, idx: torch.Tensor, *, augment: bool = False, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
+        if self.xn is not None:
+            ids = idx.cpu().numpy()
+            b = self.xn[ids]  # a copy: safe to augment in place
+            if augment:
+                flips = (torch.rand(len(ids), 3, generator=generator) < 0.5).numpy()
+                _augment_uint16(b, flips)
+            n, c, h, w = b.shape
+            out = np.empty((n, h, w, c), dtype=np.float32)
+            np.multiply(b.transpose(0, 2, 3, 1), self._scale_np, out=out)
+            np.subtract(out, self._shift_np, out=out)
+            xb = torch.from_numpy(out).permute(0, 3, 1, 2)  # NCHW view, channels_last memory
+            if not self.channels_last:
+                xb = xb.contiguous()
+            return xb, self.y[idx]
+        assert self.x is not None
+        idx = idx.to(self.device)
+        xb = self.x[idx].to(torch.float32).mul_(self.scale).sub_(self.shift)
+        if augment:
+            xb = augment_batch(xb, generator)
+        return xb.contiguous(memory_format=self.memory_format), self.y[idx]
+
+
+def _augment_uint16(b: np.ndarray, flips: np.ndarray) -> None:
+    """In place: per chip, flip columns / flip rows / transpose where `flips[:, k]` is set."""
+    s = flips[:, 0]
+    b[s] = b[s][..., ::-1]
+    s = flips[:, 1]
+    b[s] = b[s][..., ::-1, :]
+    s = flips[:, 2]
+    b[s] = b[s].transpose(0, 1, 3, 2)
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each chip gets an independent random horizontal flip, vertical flip and transpose."""
+    import torch
+
+    flips = torch.rand(x.shape[0], 3, generator=generator) < 0.5
+    flips = flips.to(x.device).view(-1, 3, 1, 1, 1)
+    x = torch.where(flips[:, 0], x.flip(-1), x)
+    x = torch.where(flips[:, 1], x.flip(-2), x)
+    return torch.where(flips[:, 2], x.transpose(-1, -2), x)
