@@ -339,7 +339,7 @@ def test_cli_bad_input_exits_nonzero_and_leaves_nothing(
     with pytest.raises(SystemExit) as e:
         main(["classify", str(lacking), "--model", model, "--output", str(tmp_path / "o1")])
     err = capsys.readouterr().err
-    assert e.value.code == 2 and "B09 missing" in err and "nir08" in err
+    assert e.value.code == 65 and "B09 missing" in err and "nir08" in err  # EX_DATAERR
     assert not _leftovers(tmp_path, "o1")
     # a corrupt JPEG2000 band: found while decoding, after the work has started
     bad = dict(s2_jp2)
@@ -351,7 +351,7 @@ def test_cli_bad_input_exits_nonzero_and_leaves_nothing(
     with pytest.raises(SystemExit) as e:
         main(["classify", str(broken), "--model", model, "--output", str(tmp_path / "o2")])
     err = capsys.readouterr().err
-    assert e.value.code == 2 and "B05" in err and "T33UUU_B05.jp2" in err
+    assert e.value.code == 65 and "B05" in err and "T33UUU_B05.jp2" in err
     assert not _leftovers(tmp_path, "o2")
     # bad stride
     with pytest.raises(SystemExit) as e:

@@ -230,7 +230,7 @@ def test_cli_door(eurosat_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     assert (tmp_path / "cat" / "catalog.json").is_file()
     with pytest.raises(SystemExit) as e:
         main(["eurosat-to-stac", str(tmp_path / "nope"), str(tmp_path / "cat2")])
-    assert e.value.code == 2
+    assert e.value.code == 65  # EX_DATAERR: the input folder is missing
     assert "nope" in capsys.readouterr().err
 
 

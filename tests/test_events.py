@@ -142,7 +142,7 @@ def test_input_mapping() -> None:
     assert InputMapping.for_process("water-bodies", as_array=False).execute_inputs("h") == {
         "items": "h"
     }
-    with pytest.raises(InputError, match="--input-name"):
+    with pytest.raises(InputError, match="input_name"):
         InputMapping.for_process("sleep")
     with pytest.raises(InputError, match="remove it"):
         InputMapping.for_process("tile-classification", inputs={"product": "x"})
@@ -302,7 +302,7 @@ def test_watcher_publishes_each_item_once(redis_url: str, r: Any, tmp_path: Path
     assert [e["subject"] for e in events] == ["A", "B"]
     assert [e["id"] for e in events] == [ce.item_event_id("s2", i) for i in ("A", "B")]
     assert validate_streams(r, "items") == 2
-    with pytest.raises(InputError, match="--no-submit needs --redis-url"):
+    with pytest.raises(InputError, match="not submitting needs a publisher"):
         Watcher(tmp_path / "c.db", Target(), submit=False)
 
 

@@ -110,7 +110,7 @@ def test_cli_exit_code_and_message(tmp_path: Path) -> None:
          str(tmp_path / "out"), str(missing)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert r.returncode == 2
+    assert r.returncode == 65  # EX_DATAERR: the input data are missing
     assert f"app-package stac-merge: error: catalog {missing} does not exist" in r.stderr
     a = write_child(tmp_path / "a", "p")
     r = subprocess.run(

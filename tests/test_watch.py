@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 import requests
 
-from app_package.errors import InputError, ServiceError
+from app_package.errors import EX_TEMPFAIL, InputError, ServiceError
 from app_package.events.ogc_client import ProcessesClient
 from app_package.events.watch.search import Search
 from app_package.events.watch.state import StateStore
-from app_package.events.watch.watcher import EX_TEMPFAIL, Limits, Target, Watcher, item_key
+from app_package.events.watch.watcher import Limits, Target, Watcher, item_key
 from app_package.events.webhook import WebhookServer, item_from_request, parse_listen
 from tests.httpserve import Receiver
 from tests.test_dataset import running_stac_api

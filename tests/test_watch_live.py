@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 import requests
 
-from app_package.events.watch.watcher import EX_TEMPFAIL, item_key
+from app_package.errors import EX_TEMPFAIL
+from app_package.events.watch.watcher import item_key
 from tests.conftest import REPO
 from tests.test_dataset import running_stac_api
 from tests.test_server import Server, _free_port

@@ -331,20 +331,20 @@ def test_cli_two_items_into_one_catalog(tmp_path: Path, jp2: dict[str, Path]) ->
         assert np.array_equal(read(mask_of(d))[0], expected_mask())
 
 
-BAD_CLI = {  # case: (options, band to drop, output exists already, what the message says)
-    "aoi-syntax": (["--aoi", "1,2,3"], None, False, ["AOI [1.0, 2.0, 3.0] has 3 value(s)"]),
-    "aoi-crs": (["--aoi", "12,52,13,53", "--aoi-crs", "EPSG:nope"], None, False,
+BAD_CLI = {  # case: (options, band to drop, output exists already, exit status, message)
+    "aoi-syntax": (["--aoi", "1,2,3"], None, False, 2, ["AOI [1.0, 2.0, 3.0] has 3 value(s)"]),
+    "aoi-crs": (["--aoi", "12,52,13,53", "--aoi-crs", "EPSG:nope"], None, False, 2,
                 ["AOI CRS 'EPSG:nope'"]),
-    "aoi-misses": (["--aoi", "100,10,101,11"], None, False,
+    "aoi-misses": (["--aoi", "100,10,101,11"], None, False, 2,
                    ["AOI [100.0, 10.0, 101.0, 11.0] (EPSG:4326) does not overlap product",
                     "its bounds are [12.49"]),
-    "no-green": ([], "B03", False, ["band B03 missing", "assets present are B04, B08"]),
-    "output-exists": ([], None, True, ["output folder out already exists"]),
+    "no-green": ([], "B03", False, 65, ["band B03 missing", "assets present are B04, B08"]),
+    "output-exists": ([], None, True, 2, ["output folder out already exists"]),
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("case", BAD_CLI)
-def test_cli_bad_input_exits_2_and_writes_nothing(
+def test_cli_bad_input_exits_with_its_status_and_writes_nothing(
     tmp_path: Path,
     jp2: dict[str, Path],
     case: str,
@@ -353,7 +353,7 @@ def test_cli_bad_input_exits_2_and_writes_nothing(
 ) -> None:
     from app_package.cli import main
 
-    args, drop, exists, needles = BAD_CLI[case]
+    args, drop, exists, status, needles = BAD_CLI[case]
     src = item(tmp_path / "in" / "item.json", {k: v for k, v in jp2.items() if k != drop})
     if exists:
         (tmp_path / "out").mkdir()
@@ -361,7 +361,7 @@ def test_cli_bad_input_exits_2_and_writes_nothing(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as e:
         main(["water-bodies", src, "--output", "out", *args])
-    assert e.value.code == 2
+    assert e.value.code == status
     message = capsys.readouterr().err.split("app-package water-bodies: error: ", 1)[1]
     for needle in needles:
         assert needle in message

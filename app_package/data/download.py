@@ -97,7 +97,8 @@ def _get(
         return requests.get(url, headers=dict(headers or {}), stream=stream, timeout=HTTP_TIMEOUT_S)
     except requests.RequestException as e:
         raise DownloadError(
-            f"cannot reach {url}: {e} — check the URL and your network, or pass --url for a mirror"
+            f"cannot reach {url}: {e} — check the URL and your network, or use a mirror's url",
+            field="url",
         ) from e
 
 
@@ -112,12 +113,16 @@ def zenodo_checksum(url: str) -> Checksum | None:
     if r.status_code != 200:
         raise DownloadError(
             f"cannot read the checksum of {url} from {api} (HTTP {r.status_code}): "
-            "pass --checksum md5:<hex> yourself"
+            "give its checksum (md5:<hex>) yourself",
+            field="checksum",
         )
     for f in r.json().get("files", []):
         if f.get("key") == m.group(2) and f.get("checksum"):
             return parse_checksum(str(f["checksum"]))
-    raise DownloadError(f"{api} lists no checksum for {m.group(2)}: pass --checksum md5:<hex>")
+    raise DownloadError(
+        f"{api} lists no checksum for {m.group(2)}: give its checksum (md5:<hex>)",
+        field="checksum",
+    )
 
 
 def download_file(
@@ -161,14 +166,17 @@ def download_file(
                         )
         else:
             raise DownloadError(
-                f"{url} answered HTTP {r.status_code}: check the URL or pass --url for a mirror"
+                f"{url} answered HTTP {r.status_code}: check the URL or use a mirror's url",
+                field="url",
             )
     got = file_digest(part, checksum.algorithm)
     if got != checksum.hexdigest:
         part.unlink()
         raise DownloadError(
             f"checksum mismatch for {url}: expected {checksum}, got {checksum.algorithm}:{got}; "
-            "the partial file was deleted — run again, or check --url/--checksum belong together"
+            "the partial file was deleted — run again, or check that url and checksum belong "
+            "together",
+            field="checksum",
         )
     part.rename(dest)
     progress(100.0, f"{dest.name} verified")
@@ -200,10 +208,26 @@ def extract_zip(archive: Path, dest: Path) -> Path:
     return dest
 
 
+# names that stand for a known archive URL
+ARCHIVE_ALIASES: Final = {"zenodo": ZENODO_EUROSAT_MS_URL, "torchgeo": TORCHGEO_ARCHIVE_URL}
+
+
+def archive_url(url: str | None) -> str:
+    """The archive URL an `url` setting names: an alias (`zenodo`, the default; `torchgeo`) or
+    itself."""
+    return ARCHIVE_ALIASES.get(url or "zenodo", url or ZENODO_EUROSAT_MS_URL)
+
+
+def split_urls_under(base_url: str) -> dict[str, str]:
+    """The standard split files (`eurosat-{train,val,test}.txt`) in a folder URL."""
+    base = base_url.rstrip("/") + "/"
+    return {s: f"{base}eurosat-{s}.txt" for s in SPLITS}
+
+
 def eurosat_download(
     dest: Path,
     *,
-    url: str = ZENODO_EUROSAT_MS_URL,
+    url: str | None = None,
     checksum: str | None = None,
     split_urls: Mapping[str, str] | None = None,
     split_checksums: Mapping[str, str] | None = None,
@@ -213,12 +237,14 @@ def eurosat_download(
 ) -> Path:
     """Download, verify and extract EuroSAT-MS into `dest`, then build `dest/stac/catalog.json`.
 
+    `url` is the archive's URL or an alias (`archive_url`; default: the official Zenodo archive).
     `checksum` defaults to torchgeo's md5 for its mirror URL and to Zenodo's published md5 for a
     Zenodo record URL; any other URL needs one. `split_urls` (split → URL, default torchgeo's
     mirror; `{}` for none) are verified against `split_checksums` (default torchgeo's md5s).
     Returns the catalog path; an existing catalog is returned as is.
     """
     dest = Path(dest)
+    url = archive_url(url)
     catalog = dest / "stac" / "catalog.json"
     if catalog.is_file():
         logger.info("%s already exists: nothing to do", catalog)
@@ -232,7 +258,8 @@ def eurosat_download(
         found = zenodo_checksum(url)
         if found is None:
             raise InputError(
-                f"no checksum known for {url}: pass --checksum md5:<hex> (or sha256:<hex>)"
+                f"no checksum known for {url}: give its checksum, md5:<hex> or sha256:<hex>",
+                field="checksum",
             )
         expected = found
     if split_urls is None:

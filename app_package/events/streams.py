@@ -63,7 +63,8 @@ def connect(url: str, timeout: float = 10.0) -> redis.Redis:
         )
     except ValueError as e:
         raise InputError(
-            f"--redis-url {redact(url)!r} is not a Redis URL ({e}); e.g. redis://127.0.0.1:6379/0"
+            f"{redact(url)!r} is not a Redis URL ({e}); e.g. redis://127.0.0.1:6379/0",
+            field="redis_url",
         ) from e
 
 
@@ -71,7 +72,7 @@ def unavailable(url: str, e: Exception) -> ServiceError:
     """The error for a Redis failure: retryable, naming the server."""
     return ServiceError(
         f"Redis at {redact(url)} failed ({type(e).__name__}: {e}); check that redis-server "
-        "runs and --redis-url is right",
+        "runs and the Redis URL is right",
         retryable=True,
     )
 

@@ -42,6 +42,7 @@ from app_package.events import cloudevents as ce
 from app_package.events.ogc_client import ProcessesClient
 from app_package.events.streams import DEFAULT_TTL_S, EventBus, unavailable
 from app_package.jobs.records import TERMINAL_VALUES
+from app_package.util.checks import require_positive
 from app_package.util.retry import Backoff
 from app_package.util.timestamps import now_rfc3339
 
@@ -77,8 +78,9 @@ class InputMapping:
         if input_name is None:
             if known is None:
                 raise InputError(
-                    f"process {process!r}: give --input-name (the input that takes the item "
-                    f"href); known processes: {', '.join(KNOWN_INPUTS)}"
+                    f"process {process!r}: name the input that takes the item href "
+                    f"(input_name); known processes: {', '.join(KNOWN_INPUTS)}",
+                    field="input_name",
                 )
             input_name = known[0]
         if as_array is None:
@@ -86,7 +88,8 @@ class InputMapping:
         fixed = dict(inputs or {})
         if input_name in fixed:
             raise InputError(
-                f"--inputs sets {input_name!r}, the input the item href goes to; remove it"
+                f"the fixed inputs set {input_name!r}, the input the item href goes to; remove it",
+                field="inputs",
             )
         return cls(process, input_name, as_array, fixed)
 
@@ -111,6 +114,10 @@ class TriggerConfig:
     backoff_max_s: float = 60.0
     request_timeout_s: float = 30.0
     state_ttl_s: int = DEFAULT_TTL_S
+
+    def __post_init__(self) -> None:
+        require_positive(self, "claim_idle_s", "block_s", "poll_s", "backoff_max_s",
+                         "request_timeout_s", "state_ttl_s")  # fmt: skip
 
     @property
     def scope(self) -> str:

@@ -31,7 +31,9 @@ def parse_listen(value: str) -> tuple[str, int]:
     """'HOST:PORT' (or ':PORT', meaning 127.0.0.1) -> (host, port)."""
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise InputError(f"--listen {value!r} must be HOST:PORT, e.g. 127.0.0.1:8080")
+        raise InputError(
+            f"listen address {value!r} must be HOST:PORT, e.g. 127.0.0.1:8080", field="listen"
+        )
     return host.strip("[]") or "127.0.0.1", int(port)
 
 

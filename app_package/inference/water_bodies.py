@@ -72,7 +72,8 @@ def parse_aoi(text: str) -> Bounds:
     except ValueError:
         raise InputError(
             f"AOI {text!r} is not four numbers: give minx,miny,maxx,maxy, e.g. "
-            "12.55,52.46,12.65,52.50 (in --aoi-crs, default EPSG:4326 lon/lat)"
+            "12.55,52.46,12.65,52.50 (in the AOI's CRS, default EPSG:4326 lon/lat)",
+            field="aoi",
         ) from None
     return check_aoi(values)
 

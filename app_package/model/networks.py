@@ -232,7 +232,8 @@ def resolve_device(device: str) -> torch.device:
         raise InputError(f"unknown device {device!r}: use auto, cpu or cuda")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(
-            f"device {device!r} requested but CUDA is not available: use --device cpu or auto"
+            f"device {device!r} requested but CUDA is not available: use device cpu or auto",
+            field="device",
         )
     return torch.device(device)
 

@@ -157,7 +157,8 @@ def _resolve_mlflow(uri: str, tracking_uri: str | None = None) -> ModelRef:
         if isinstance(e, MlflowException):
             return ModelError(
                 f"cannot load MLflow model {uri} from tracking URI {store}: {e.message} "
-                "(pass the store that registered it with --tracking-uri)"
+                "(set tracking_uri to the MLflow store that registered it)",
+                field="tracking_uri",
             )
         return TrackingError(f"cannot reach the MLflow store for {uri}: {e}")
 

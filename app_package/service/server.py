@@ -40,7 +40,10 @@ def config_path(path: Path | None = None) -> Path:
     """The pygeoapi configuration: the argument, $APP_PACKAGE_CONFIG or the bundled file."""
     p = path or Path(os.environ.get("APP_PACKAGE_CONFIG", DEFAULT_CONFIG))
     if not p.is_file():
-        raise InputError(f"pygeoapi configuration {p} not found: pass --config PATH")
+        raise InputError(
+            f"pygeoapi configuration {p} not found: point APP_PACKAGE_CONFIG at one",
+            field="config",
+        )
     return p
 
 
@@ -443,7 +446,7 @@ def check_workers(workers: int, cfg: dict[str, Any]) -> str:
     from app_package.jobs.config import ManagerConfig
 
     if workers < 1:
-        raise InputError(f"--workers {workers}: must be 1 or more")
+        raise InputError(f"workers {workers}: must be 1 or more", field="workers")
     return ManagerConfig.parse(cfg["server"]["manager"]).connection
 
 

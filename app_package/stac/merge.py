@@ -153,7 +153,7 @@ def merge_catalogs(
     if not sources:
         raise InputError("no catalogs to merge: pass at least one catalog folder")
     if not catalog_id.strip():
-        raise InputError("parent catalog id is empty: pass --id NAME")
+        raise InputError("parent catalog id is empty: give it an id", field="catalog_id")
     files = [find_catalog_file(Path(s)) for s in sources]
     docs = [_read_catalog(f) for f in files]
     for f, doc in zip(files, docs, strict=True):

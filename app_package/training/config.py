@@ -101,11 +101,16 @@ def validate_config(config: TrainConfig) -> TrainConfig:
             f"(got {config.val_fraction} + {config.test_fraction}): nothing would be left to train"
         )
     if not config.stac.strip():
-        raise InputError("no STAC reference given: pass --stac with a catalog path or URL")
+        raise InputError(
+            "no training data given: set stac to a STAC catalog or collection (path or URL)",
+            field="stac",
+        )
     if not config.experiment.strip():
-        raise InputError("experiment name is empty: pass --experiment NAME")
+        raise InputError("experiment name is empty: name an MLflow experiment", field="experiment")
     if not config.model_name.strip():
-        raise InputError("registered model name is empty: pass --model-name NAME")
+        raise InputError(
+            "registered model name is empty: name the model to register", field="model_name"
+        )
     from app_package.model.networks import resolve_device
 
     resolve_device(config.device)

@@ -53,7 +53,8 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         except requests.RequestException as e:
             raise TrackingError(
                 f"MLflow tracking server {uri} is unreachable ({type(e).__name__}): start it "
-                "(`mlflow server`) or pass another --tracking-uri"
+                "(`mlflow server`) or set another tracking URI",
+                field="tracking_uri",
             ) from e
         if r.status_code != 200:
             raise TrackingError(
@@ -64,8 +65,9 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         path = Path(uri.removeprefix("sqlite:///"))
         if not path.parent.is_dir():
             raise TrackingError(
-                f"MLflow store {uri}: folder {path.parent} does not exist: create it or pass "
-                "another --tracking-uri"
+                f"MLflow store {uri}: folder {path.parent} does not exist: create it or set "
+                "another tracking URI",
+                field="tracking_uri",
             )
     elif "://" not in uri and not Path(uri).parent.is_dir():
         raise TrackingError(f"MLflow store {uri}: folder {Path(uri).parent} does not exist")
@@ -128,7 +130,8 @@ class Tracker:
             elif exp.lifecycle_stage != "active":
                 raise TrackingError(
                     f"MLflow experiment {experiment!r} is deleted: restore it or choose another "
-                    "--experiment"
+                    "experiment",
+                    field="experiment",
                 )
             else:
                 self.experiment_id = exp.experiment_id
@@ -333,13 +336,14 @@ def best_model_uri(
     client = _client(uri)
     if experiment is None:
         if not model_name:
-            raise InputError("name a registered model (--model-name) or an experiment")
+            raise InputError("name a registered model or an experiment", field="model_name")
         try:
             mv = client.get_model_version_by_alias(model_name, CHAMPION_ALIAS)
         except MlflowException as e:
             raise NotFoundError(
                 f"registered model {model_name!r} has no {CHAMPION_ALIAS!r} version in {uri}: "
-                "train one first, or pass --experiment to pick the best run"
+                "train one first, or name an experiment to pick its best run",
+                field="model_name",
             ) from e
         logger.info("champion of %s is version %s", model_name, mv.version)
         return f"models:/{model_name}@{CHAMPION_ALIAS}"

@@ -37,7 +37,9 @@ class Search:
             expr = expr or cql2.parse_text(text)
             expr.validate()
         except Exception as e:  # cql2 raises its own ValueError subclasses
-            raise InputError(f"--filter {text!r} is not valid CQL2 (text or JSON): {e}") from e
+            raise InputError(
+                f"filter {text!r} is not valid CQL2 (text or JSON): {e}", field="filter"
+            ) from e
         return dict(expr.to_json())
 
     def cql2(self) -> dict[str, Any] | None:

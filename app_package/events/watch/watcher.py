@@ -11,20 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from app_package.defaults import CHAMPION_URI
-from app_package.errors import InputError, ServiceError
+from app_package.errors import EX_TEMPFAIL, InputError, ServiceError
 from app_package.events.cloudevents import item_created
 from app_package.events.ogc_client import ProcessesClient
 from app_package.events.streams import StreamPublisher
 from app_package.events.watch.search import Search
 from app_package.events.watch.state import StateStore
 from app_package.jobs.records import TERMINAL_VALUES
+from app_package.util.checks import require_positive
 from app_package.util.retry import Backoff
 from app_package.util.timestamps import now_rfc3339
 
 logger = logging.getLogger(__name__)
 
 KEY_VERSION = "app-package-watch/1"
-EX_TEMPFAIL = 75  # `--once` exit status when some items are left for the next run
 
 
 def item_key(process_id: str, collection: str | None, item_id: str) -> str:
@@ -67,6 +67,10 @@ class Limits:
     backoff_max_s: float = 300.0
     request_timeout_s: float = 30.0
 
+    def __post_init__(self) -> None:
+        require_positive(self, "poll_interval_s", "max_in_flight", "max_per_minute",
+                         "backoff_base_s", "backoff_max_s", "request_timeout_s")  # fmt: skip
+
     def backoff(self, failures: int) -> float:
         """Exponential backoff with ±10 % jitter, capped."""
         return Backoff(self.backoff_base_s, self.backoff_max_s).delay(failures)
@@ -100,7 +104,11 @@ class Watcher:
         submit: bool = True,
     ) -> None:
         if not submit and publisher is None:
-            raise InputError("--no-submit needs --redis-url: the items would go nowhere")
+            raise InputError(
+                "not submitting needs a publisher (an event bus's Redis URL): the items would "
+                "go nowhere",
+                field="redis_url",
+            )
         self.store = StateStore(state)
         self.target = target
         self.publisher = publisher
@@ -202,7 +210,7 @@ class Watcher:
             if code is not None and 400 <= code < 500 and code not in (408, 429):
                 raise InputError(
                     f"the STAC API {s.stac_url} refused the search (HTTP {code}): {e}; check "
-                    "--collection, --bbox, --datetime and --filter"
+                    "the search's collections, bbox, datetime and filter"
                 ) from e
             raise ServiceError(f"STAC API {s.stac_url} unavailable: {e}", retryable=True) from e
         except InputError:

@@ -1,0 +1,90 @@
+"""`classify` and `water-bodies`: maps of Sentinel-2 products."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from app_package.cli.common import progress_bar
+
+
+def _add_classify(sub: Any) -> None:
+    p = sub.add_parser(
+        "classify",
+        help="classify a Sentinel-2 product chip by chip into a COG class map + STAC catalog",
+    )
+    p.add_argument(
+        "product",
+        help="STAC item file or URL, staged-in folder holding catalog.json, or a .SAFE folder",
+    )
+    p.add_argument(
+        "--model", required=True,
+        help="models:/name@alias, models:/name/N, runs:/ID/model, a model folder, or a training "
+        "output catalog.json",
+    )  # fmt: skip
+    p.add_argument("--output", required=True, type=Path, help="output folder (must not exist)")
+    p.add_argument(
+        "--stride", type=int, default=None,
+        help="chip step in pixels (default: the chip size; a divisor of it averages overlapping "
+        "chips into a finer map)",
+    )  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=256, help="chips per batch (default 256)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow store that models:/ and runs:/ URIs resolve against "
+        "(default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
+    p.set_defaults(handler=_run_classify)
+
+
+def _run_classify(args: argparse.Namespace) -> int:
+    from app_package.inference.classify import classify
+
+    with progress_bar("classify") as progress:
+        out = classify(
+            args.product, args.model, args.output, stride=args.stride,
+            batch_size=args.batch_size, device=args.device, tracking_uri=args.tracking_uri,
+            progress=progress,
+        )  # fmt: skip
+    print(out)
+    return 0
+
+
+def _add_water_bodies(sub: Any) -> None:
+    p = sub.add_parser(
+        "water-bodies",
+        help="water masks of Sentinel-2 products (NDWI + Otsu) as COGs + one STAC catalog",
+    )
+    p.add_argument(
+        "items", nargs="+", metavar="ITEM",
+        help="STAC item file or URL, staged-in folder holding catalog.json, or a .SAFE folder",
+    )  # fmt: skip
+    p.add_argument("--output", required=True, type=Path, help="output folder (must not exist)")
+    p.add_argument(
+        "--aoi", default=None, metavar="MINX,MINY,MAXX,MAXY",
+        help="area of interest in --aoi-crs (default: the whole product); write --aoi=-1,2,3,4 "
+        "when the first number is negative",
+    )  # fmt: skip
+    p.add_argument(
+        "--aoi-crs", default="EPSG:4326", help="CRS of --aoi (default: EPSG:4326, lon/lat)"
+    )
+    p.set_defaults(handler=_run_water_bodies)
+
+
+def _run_water_bodies(args: argparse.Namespace) -> int:
+    from app_package.inference.water_bodies import parse_aoi, water_bodies
+
+    aoi = parse_aoi(args.aoi) if args.aoi is not None else None
+    with progress_bar("water-bodies") as progress:
+        out = water_bodies(
+            args.items, args.output, aoi=aoi, aoi_crs=args.aoi_crs, progress=progress
+        )
+    print(out)
+    return 0
+
+
+def register(sub: Any) -> None:
+    _add_classify(sub)
+    _add_water_bodies(sub)
