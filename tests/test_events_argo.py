@@ -29,7 +29,7 @@ def _event() -> dict[str, Any]:
     item = json.loads(SAMPLE_ITEM.read_text())
     item["collection"] = "sentinel-2-l1c"
     event = ce.item_created(item, "https://stac.example/items/x.json", "/w", now_rfc3339())
-    return {"stream": "s2-items", "message_id": "1-0", "values": {"event": event.to_json()}}
+    return {"stream": "s2-items", "message_id": "1-0", "values": {"event": ce.to_json(event)}}
 
 
 def _render(template: str, event: dict[str, Any]) -> str:
@@ -95,7 +95,7 @@ def test_sensor_references_and_filter() -> None:
         job_id="j", job_url="http://h/jobs/j", catalog="http://h/c.json", item_href="h",
         subject=None,
     )  # fmt: skip
-    assert not re.search(flt["value"][0], outcome.to_json())  # outcomes trigger nothing
+    assert not re.search(flt["value"][0], ce.to_json(outcome))  # outcomes trigger nothing
     (trigger,) = sensor["spec"]["triggers"]
     t = trigger["template"]
     assert t["conditions"] == dep["name"]

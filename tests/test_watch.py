@@ -95,8 +95,12 @@ def test_cloudevents_structured_binary_and_bare() -> None:
                         "data_base64": base64.b64encode(json.dumps(item).encode()).decode()
                         }).encode()
     )  # fmt: skip
-    binary = item_from_request({"ce-specversion": "1.0"}, json.dumps(item).encode())
+    binary_headers = {"ce-specversion": "1.0", "ce-id": "e2", "ce-source": "s", "ce-type": "t",
+                      "Content-Type": "application/json"}  # fmt: skip
+    binary = item_from_request(binary_headers, json.dumps(item).encode())
     assert bare == structured == b64 == binary == item
+    with pytest.raises(InputError, match="Missing required attribute: 'source'"):
+        item_from_request({"ce-specversion": "1.0", "ce-id": "e3", "ce-type": "t"}, b"{}")
     for body in (b"not json", b"[]", json.dumps({"specversion": "1.0", "data": {"a": 1}}).encode()):
         with pytest.raises(InputError):
             item_from_request({}, body)
@@ -298,8 +302,9 @@ def test_webhook_takes_items_and_cloudevents(
             r = requests.post(hook.url + "/items", json=event, headers=auth, timeout=10)
             assert r.status_code == 202, r.text
             assert r.json()["outcome"] == "new"
-            again = requests.post(hook.url, json=item, headers={**auth, "ce-specversion": "1.0",
-                                  "ce-id": "ev-2"}, timeout=10)  # fmt: skip
+            binary = {"ce-specversion": "1.0", "ce-id": "ev-2", "ce-source": "test",
+                      "ce-type": "stac.item"}  # fmt: skip
+            again = requests.post(hook.url, json=item, headers={**auth, **binary}, timeout=10)
             assert again.status_code == 200 and again.json()["outcome"] == "known"
             cloudy = dict(item, id="S2-HOOK-CLOUDY",
                           properties={**item["properties"], "eo:cloud_cover": 99})  # fmt: skip

@@ -1,4 +1,6 @@
-"""CloudEvents 1.0 for the Redis event pipeline: build, parse and validate events (pure, no I/O).
+"""CloudEvents 1.0 for the event pipeline: the project's event types, ids and rules (pure, no
+I/O) over the official CloudEvents SDK, whose event, structured JSON format and HTTP binding
+(binary and structured mode) carry the envelope.
 
 Each stream entry carries one event in CloudEvents' structured JSON mode, in the field `event`
 (Redis stream entries are flat string maps). Three event types travel on three streams:
@@ -20,11 +22,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.exceptions import BaseCloudEventException, CloudEventValidationError
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+
 from app_package.errors import InputError
+
+__all__ = ["CloudEvent", "EventError", "from_http", "json_data", "make", "parse", "to_dict",
+           "to_json"]  # fmt: skip
 
 SPECVERSION: Final = "1.0"
 JSON: Final = "application/json"
@@ -35,43 +45,129 @@ JOB_COMPLETED: Final = "org.app-package.job.completed"
 JOB_FAILED: Final = "org.app-package.job.failed"
 
 ID_VERSION: Final = "app-package-events/1"
-REQUIRED: Final = ("specversion", "id", "source", "type")
+FORMAT: Final = JSONFormat()  # the SDK's structured JSON format
 
 
 class EventError(InputError):
     """A message is not a valid CloudEvent of the kind expected (the message says why)."""
 
 
-@dataclass(frozen=True)
-class CloudEvent:
-    """One CloudEvent 1.0 (the attributes this project uses; `data` is always a JSON object)."""
+# ---------------------------------------------------------------- the envelope (the SDK's)
+def make(
+    id: str,
+    source: str,
+    type: str,
+    time: str,
+    data: dict[str, Any],
+    subject: str | None = None,
+) -> CloudEvent:
+    """A CloudEvent 1.0 with JSON data (the SDK's event; `time` is RFC 3339 text)."""
+    attributes: dict[str, Any] = {
+        "specversion": SPECVERSION, "id": id, "source": source, "type": type,
+        "time": _parse_time(time), "datacontenttype": JSON,
+    }  # fmt: skip
+    if subject is not None:
+        attributes["subject"] = subject
+    try:
+        return CloudEvent(attributes, data)
+    except BaseCloudEventException as e:
+        raise EventError(f"not a valid CloudEvent: {_sdk_message(e)}") from e
 
-    id: str
-    source: str
-    type: str
-    time: str
-    data: dict[str, Any] = field(default_factory=dict)
-    subject: str | None = None
-    specversion: str = SPECVERSION
-    datacontenttype: str = JSON
 
-    def to_dict(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "specversion": self.specversion,
-            "id": self.id,
-            "source": self.source,
-            "type": self.type,
-            "time": self.time,
-            "datacontenttype": self.datacontenttype,
-        }
-        if self.subject is not None:
-            doc["subject"] = self.subject
-        doc["data"] = self.data
-        return doc
+def to_json(event: CloudEvent) -> str:
+    """The structured-mode JSON text (what the stream entry's `event` field holds)."""
+    return FORMAT.write(event).decode()
 
-    def to_json(self) -> str:
-        """The structured-mode JSON text (what the stream entry's `event` field holds)."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=False)
+
+def to_dict(event: CloudEvent) -> dict[str, Any]:
+    """The structured-mode JSON object."""
+    return dict(json.loads(to_json(event)))
+
+
+def data_of(event: CloudEvent) -> dict[str, Any]:
+    """The event's data: a JSON object (`parse` and `from_http` refuse anything else)."""
+    data = event.get_data()
+    return data if isinstance(data, dict) else {}
+
+
+def parse(text: str | bytes | None) -> CloudEvent:
+    """A CloudEvent from the structured-mode JSON text of a stream entry's `event` field."""
+    if text is None:
+        raise EventError(f"the stream entry has no {EVENT_FIELD!r} field holding a CloudEvent")
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise EventError(f"the {EVENT_FIELD!r} field is not JSON: {e}") from e
+    if not isinstance(doc, dict):
+        raise EventError(f"a CloudEvent is a JSON object, not {type(doc).__name__}")
+    if "data_base64" in doc:
+        raise EventError("CloudEvent carries data_base64: expected JSON data (structured mode)")
+    if "time" in doc:
+        _parse_time(doc["time"])
+    try:
+        event = FORMAT.read(None, text)
+    except BaseCloudEventException as e:
+        raise EventError(f"not a CloudEvent: {_sdk_message(e)}") from e
+    return _checked(event)
+
+
+def from_http(headers: Mapping[str, str], body: bytes) -> CloudEvent:
+    """A CloudEvent from an HTTP request, binary or structured mode (the SDK's HTTP binding).
+
+    Its data may be any JSON value or bytes (`data_base64`); `json_data` reads it."""
+    message = ce_http.HTTPMessage(headers={k.lower(): v for k, v in headers.items()}, body=body)
+    try:
+        event = ce_http.from_http(message, FORMAT)
+    except BaseCloudEventException as e:
+        raise EventError(f"not a CloudEvent: {_sdk_message(e)}") from e
+    except ValueError as e:  # unparsable time or JSON body
+        raise EventError(f"not a CloudEvent: {e}") from e
+    return _checked(event, data_object=False)
+
+
+def json_data(event: CloudEvent) -> Any:
+    """The event's data as JSON: as given, or decoded from bytes/text (binary mode, base64)."""
+    data = event.get_data()
+    if isinstance(data, (bytes, str)):
+        try:
+            return json.loads(data)
+        except ValueError as e:
+            raise EventError(f"CloudEvent {event.get_id()}: data is not JSON: {e}") from e
+    return data
+
+
+def _checked(event: Any, data_object: bool = True) -> CloudEvent:
+    """The project's rules on top of the spec: CloudEvents 1.0, JSON object data."""
+    specversion = event.get_specversion()
+    if specversion != SPECVERSION or not isinstance(event, CloudEvent):
+        raise EventError(f"CloudEvent specversion {specversion!r} is not {SPECVERSION!r}")
+    if not data_object:
+        return event
+    content_type = event.get_datacontenttype() or JSON
+    if not content_type.startswith(JSON):
+        raise EventError(f"CloudEvent datacontenttype {content_type!r} is not {JSON}")
+    data = event.get_data()
+    if data is not None and not isinstance(data, dict):
+        raise EventError(f"CloudEvent data must be a JSON object, not {type(data).__name__}")
+    return event
+
+
+def _parse_time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise EventError(f"CloudEvent 'time' must be an RFC 3339 string, not {value!r}")
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as e:
+        raise EventError(f"CloudEvent 'time' {value!r} is not RFC 3339: {e}") from e
+    if t.tzinfo is None:
+        raise EventError(f"CloudEvent 'time' {value!r} has no time zone (RFC 3339 needs one)")
+    return t
+
+
+def _sdk_message(e: BaseCloudEventException) -> str:
+    if isinstance(e, CloudEventValidationError):
+        return "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in e.errors.items())
+    return str(e)
 
 
 # ---------------------------------------------------------------- ids
@@ -103,7 +199,7 @@ def item_created(item: dict[str, Any], href: str, source: str, time: str) -> Clo
     collection = item.get("collection")
     props = item.get("properties") or {}
     bbox = item.get("bbox")
-    return CloudEvent(
+    return make(
         id=item_event_id(collection, item_id),
         source=source,
         type=ITEM_CREATED,
@@ -132,7 +228,7 @@ def job_completed(
     subject: str | None,
 ) -> CloudEvent:
     """The outcome event of a successful job."""
-    return CloudEvent(
+    return make(
         id=outcome_event_id(scope, process, source_event_id),
         source=source,
         type=JOB_COMPLETED,
@@ -163,7 +259,7 @@ def job_failed(
     subject: str | None = None,
 ) -> CloudEvent:
     """The outcome event of an event that could not be handled, or whose job failed."""
-    return CloudEvent(
+    return make(
         id=outcome_event_id(scope, process, source_event_id),
         source=source,
         type=JOB_FAILED,
@@ -180,71 +276,13 @@ def job_failed(
     )
 
 
-# ---------------------------------------------------------------- parsing
-def _check_time(value: Any) -> None:
-    if not isinstance(value, str):
-        raise EventError(f"CloudEvent 'time' must be an RFC 3339 string, not {value!r}")
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError as e:
-        raise EventError(f"CloudEvent 'time' {value!r} is not RFC 3339: {e}") from e
-    if t.tzinfo is None:
-        raise EventError(f"CloudEvent 'time' {value!r} has no time zone (RFC 3339 needs one)")
-
-
-def from_dict(doc: Any) -> CloudEvent:
-    """A CloudEvent 1.0 from its structured-mode JSON object; EventError says what is wrong."""
-    if not isinstance(doc, dict):
-        raise EventError(f"a CloudEvent is a JSON object, not {type(doc).__name__}")
-    missing = [k for k in REQUIRED if not isinstance(doc.get(k), str) or not doc.get(k)]
-    if missing:
-        raise EventError(
-            f"not a CloudEvent: attribute(s) {', '.join(missing)} missing or not a non-empty "
-            "string (CloudEvents 1.0 requires specversion, id, source, type)"
-        )
-    if doc["specversion"] != SPECVERSION:
-        raise EventError(f"CloudEvent specversion {doc['specversion']!r} is not {SPECVERSION!r}")
-    if "time" in doc:
-        _check_time(doc["time"])
-    content_type = doc.get("datacontenttype", JSON)
-    if "data_base64" in doc:
-        raise EventError("CloudEvent carries data_base64: expected JSON data (structured mode)")
-    data = doc.get("data", {})
-    if not isinstance(content_type, str) or not content_type.startswith(JSON):
-        raise EventError(f"CloudEvent datacontenttype {content_type!r} is not {JSON}")
-    if not isinstance(data, dict):
-        raise EventError(f"CloudEvent data must be a JSON object, not {type(data).__name__}")
-    subject = doc.get("subject")
-    if subject is not None and not isinstance(subject, str):
-        raise EventError(f"CloudEvent subject must be a string, not {subject!r}")
-    return CloudEvent(
-        id=doc["id"],
-        source=doc["source"],
-        type=doc["type"],
-        time=doc.get("time") or "",
-        data=data,
-        subject=subject,
-        specversion=doc["specversion"],
-        datacontenttype=content_type,
-    )
-
-
-def parse(text: str | bytes | None) -> CloudEvent:
-    """A CloudEvent from the structured-mode JSON text of a stream entry's `event` field."""
-    if text is None:
-        raise EventError(f"the stream entry has no {EVENT_FIELD!r} field holding a CloudEvent")
-    try:
-        doc = json.loads(text)
-    except ValueError as e:
-        raise EventError(f"the {EVENT_FIELD!r} field is not JSON: {e}") from e
-    return from_dict(doc)
-
-
 def item_href(event: CloudEvent) -> str:
     """The item href of an item-created event; EventError when the event cannot name one."""
-    if event.type != ITEM_CREATED:
-        raise EventError(f"event {event.id}: type {event.type!r} is not {ITEM_CREATED!r}")
-    href = event.data.get("href")
+    if event.get_type() != ITEM_CREATED:
+        raise EventError(
+            f"event {event.get_id()}: type {event.get_type()!r} is not {ITEM_CREATED!r}"
+        )
+    href = data_of(event).get("href")
     if not isinstance(href, str) or not href.strip():
-        raise EventError(f"event {event.id} has no item href (data.href): nothing to process")
+        raise EventError(f"event {event.get_id()} has no item href (data.href): nothing to process")
     return href

@@ -20,7 +20,7 @@ from typing import Any, cast
 import redis
 
 from app_package.errors import InputError, ServiceError
-from app_package.events.cloudevents import EVENT_FIELD, CloudEvent, parse
+from app_package.events.cloudevents import EVENT_FIELD, CloudEvent, parse, to_json
 from app_package.util.redact import redact
 
 logger = logging.getLogger(__name__)
@@ -96,10 +96,10 @@ class EventBus:
 
         Returns the new entry id, or None for a repeat.
         """
-        guard = f"{stream}:published:{event.id}"
+        guard = f"{stream}:published:{event.get_id()}"
         try:
             entry = self._publish_once(
-                keys=[guard, stream], args=[event.id, event.to_json(), ttl_s, EVENT_FIELD]
+                keys=[guard, stream], args=[event.get_id(), to_json(event), ttl_s, EVENT_FIELD]
             )
         except redis.RedisError as e:
             raise unavailable(self.url, e) from e
@@ -122,8 +122,8 @@ class EventBus:
         try:
             entry = self._finish(
                 keys=[state_key, outcome_stream, source_stream],
-                args=[outcome.id, outcome.to_json(), group, entry_id, ttl_s, EVENT_FIELD,
-                      outcome.type],
+                args=[outcome.get_id(), to_json(outcome), group, entry_id, ttl_s, EVENT_FIELD,
+                      outcome.get_type()],
             )  # fmt: skip
         except redis.RedisError as e:
             raise unavailable(self.url, e) from e

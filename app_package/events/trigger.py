@@ -159,8 +159,8 @@ def decode(entry_id: str, fields: dict[str, Any] | None) -> Decoded:
     try:
         href = ce.item_href(event)
     except ce.EventError as e:
-        return Decoded(event.id, event, None, str(e))
-    return Decoded(event.id, event, href, None)
+        return Decoded(event.get_id(), event, None, str(e))
+    return Decoded(event.get_id(), event, href, None)
 
 
 # ---------------------------------------------------------------- the trigger
@@ -278,7 +278,7 @@ class Trigger:
             logger.info("event %s already handled (%s): acknowledged", d.identity,
                         state.get("outcome_type"))  # fmt: skip
             return self._done(d.identity, "duplicate")
-        subject = d.event.subject if d.event else None
+        subject = d.event.get_subject() if d.event else None
         if d.error is not None or d.href is None:
             logger.error("event %s rejected: %s", d.identity, d.error)
             return self._fail(d, entry_id, d.error or "no item href", subject=subject)

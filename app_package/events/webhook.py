@@ -1,30 +1,40 @@
 """`app-package watch --listen HOST:PORT`: an HTTP endpoint that takes STAC items to classify.
 
-POST a STAC item, or a CloudEvent carrying one (structured mode: a JSON envelope with
-`specversion` and `data`; binary mode: `ce-*` headers and the item as the body) — what an Argo
-Events webhook event source or a STAC notification service would send. The item goes through
-the watcher's own intake (`Watcher.accept`): same filters, same exactly-once state, same
-submission loop. Answers: 202 (new, pending submission), 200 (known: its state; or ignored:
-why), 400 (not an item), 401 (bad token), 413 (too large). `GET /healthz` gives state counts.
+POST a STAC item, or a CloudEvent carrying one (the CloudEvents SDK's HTTP binding: structured
+mode, a JSON envelope with `specversion` and `data`; binary mode, `ce-*` headers and the item
+as the body) — what an Argo Events webhook event source or a STAC notification service would
+send. The item goes through the watcher's own intake (`Watcher.accept`): same filters, same
+exactly-once state, same submission loop. Answers: 202 (new, pending submission), 200 (known:
+its state; or ignored: why), 400 (not an item), 401 (bad token), 411 (no length), 413 (too
+large). `GET /healthz` gives state counts. A Starlette app under uvicorn, in a thread.
 """
 
 from __future__ import annotations
 
-import base64
 import hmac
 import json
 import logging
+import socket
 import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from collections.abc import Mapping
 from typing import Any
 
-from app_package.errors import InputError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from app_package.errors import InputError, ServiceError
+from app_package.events.cloudevents import from_http, json_data
 from app_package.events.watch.watcher import Watcher
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 1_000_000
+STARTUP_TIMEOUT_S = 10.0
+CLOUDEVENTS_JSON = "application/cloudevents+json"
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -37,25 +47,20 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def item_from_request(headers: Any, body: bytes) -> dict[str, Any]:
-    """The STAC item in a request body: a bare item or a CloudEvent (structured or binary)."""
-    try:
-        doc = json.loads(body or b"null")
-    except ValueError as e:
-        raise InputError(f"the request body is not JSON: {e}") from e
-    if isinstance(doc, dict) and "specversion" in doc and headers.get("ce-specversion") is None:
-        if "data_base64" in doc:
-            try:
-                doc = json.loads(base64.b64decode(doc["data_base64"]))
-            except ValueError as e:
-                raise InputError(f"CloudEvent data_base64 is not a JSON item: {e}") from e
-        else:
-            doc = doc.get("data")
-            if isinstance(doc, str):
-                try:
-                    doc = json.loads(doc)
-                except ValueError as e:
-                    raise InputError(f"CloudEvent data is not a JSON item: {e}") from e
+def item_from_request(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """The STAC item in a request: a bare item, or the data of a CloudEvent (either mode)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    binary = any(k.startswith("ce-") for k in lower)
+    structured = lower.get("content-type", "").startswith(CLOUDEVENTS_JSON)
+    doc: Any = None
+    if not binary:
+        try:
+            doc = json.loads(body or b"null")
+        except ValueError as e:
+            raise InputError(f"the request body is not JSON: {e}") from e
+        structured = structured or (isinstance(doc, dict) and "specversion" in doc)
+    if binary or structured:
+        doc = json_data(from_http(lower, body))
     if not isinstance(doc, dict) or doc.get("type") != "Feature" or "stac_version" not in doc:
         raise InputError(
             "expected a STAC item (a GeoJSON Feature with 'stac_version') or a CloudEvent whose "
@@ -65,38 +70,56 @@ def item_from_request(headers: Any, body: bytes) -> dict[str, Any]:
 
 
 class WebhookServer:
-    """A threaded HTTP server feeding items into a `Watcher`."""
+    """The webhook app served by uvicorn in a background thread, feeding a `Watcher`."""
 
     def __init__(self, watcher: Watcher, host: str, port: int, token: str | None = None) -> None:
+        import uvicorn
+
         self.watcher = watcher
         self.token = token
-        handler = type("Handler", (_Handler,), {"hook": self})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))  # now: a bad or busy address fails before any work
+        self.app = Starlette(
+            routes=[
+                Route("/healthz", self._health, methods=["GET"]),
+                Route("/", self._health, methods=["GET"]),
+                Route("/{path:path}", self._post, methods=["POST"]),
+            ]
+        )
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        host, port = str(self.httpd.server_address[0]), int(self.httpd.server_address[1])
-        return f"http://{host}:{port}"
+        host, port = self._socket.getsockname()[:2]
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
     def start(self) -> None:
         self._thread = threading.Thread(
-            target=self.httpd.serve_forever, name="webhook", daemon=True
-        )
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="webhook",
+            daemon=True,
+        )  # fmt: skip
         self._thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not self._server.started:  # answering before start() returns
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise ServiceError(f"the webhook on {self.url} did not start", retryable=False)
+            time.sleep(0.01)
         logger.info("webhook listening on %s", self.url)
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self._socket.close()
 
-    def handle(self, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
+    def handle(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         """Answer one POST: (HTTP status, JSON document)."""
         if self.token:
-            given = headers.get("Authorization") or ""
+            given = headers.get("authorization") or headers.get("Authorization") or ""
             if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
                 return 401, {"error": "missing or wrong 'Authorization: Bearer <token>'"}
         try:
@@ -114,40 +137,20 @@ class WebhookServer:
         )  # fmt: skip
         return (202 if outcome == "new" else 200), doc
 
+    async def _health(self, request: Request) -> JSONResponse:
+        counts = await run_in_threadpool(self.watcher.store.counts)
+        return JSONResponse({"status": "ok", "items": counts})
 
-class _Handler(BaseHTTPRequestHandler):
-    hook: WebhookServer
-    server_version = "app-package-webhook"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("webhook: " + format, *args)
-
-    def _send(self, status: int, doc: dict[str, Any]) -> None:
-        data = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        if self.path.rstrip("/") in ("/healthz", ""):
-            self._send(200, {"status": "ok", "items": self.hook.watcher.store.counts()})
-        else:
-            self._send(404, {"error": f"no resource {self.path}; POST items to any path"})
-
-    def do_POST(self) -> None:
-        length = self.headers.get("Content-Length")
+    async def _post(self, request: Request) -> JSONResponse:
+        length = request.headers.get("content-length")
         if length is None or not length.isdigit():
-            self._send(411, {"error": "Content-Length required"})
-            return
+            return JSONResponse({"error": "Content-Length required"}, 411)
         if int(length) > MAX_BODY:
-            self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"body over {MAX_BODY} B"})
-            return
-        body = self.rfile.read(int(length))
+            return JSONResponse({"error": f"body over {MAX_BODY} B"}, 413)
+        body = await request.body()
         try:
-            status, doc = self.hook.handle(self.headers, body)
+            status, doc = await run_in_threadpool(self.handle, dict(request.headers), body)
         except Exception as e:  # answer 500 rather than drop the connection
             logger.exception("webhook request failed")
             status, doc = 500, {"error": f"{type(e).__name__}: {e}"}
-        self._send(status, doc)
+        return JSONResponse(doc, status)

@@ -12,7 +12,7 @@ from typing import Any
 
 from app_package.defaults import CHAMPION_URI
 from app_package.errors import EX_TEMPFAIL, InputError, ServiceError
-from app_package.events.cloudevents import item_created
+from app_package.events.cloudevents import item_created, to_json
 from app_package.events.ogc_client import ProcessesClient
 from app_package.events.streams import StreamPublisher
 from app_package.events.watch.search import Search
@@ -167,7 +167,7 @@ class Watcher:
             }
         event = None
         if self.publisher is not None:
-            event = item_created(item, href, self.publisher.source, now_rfc3339()).to_json()
+            event = to_json(item_created(item, href, self.publisher.source, now_rfc3339()))
         if self.store.claim(key, item_id, collection, href, source, event):
             logger.info("new item %s (collection %s, %s): pending", item_id, collection, source)
             self.wake.set()
