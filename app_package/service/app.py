@@ -1,0 +1,289 @@
+"""The service's own endpoints, in front of pygeoapi's Starlette app: execute, job list, status,
+dismiss, results and conformance follow OGC 18-062r2 (exception types, status codes, `Prefer`,
+input validation before a job exists); job outputs are served under `/outputs/`. Everything
+else — landing page, process descriptions, OpenAPI, HTML and STAC browsing — is pygeoapi's,
+reached as the router's last route. A job store that cannot be reached is answered with 503
+and `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from pygeoapi.process.base import JobNotFoundError
+from pygeoapi.util import JobStatus
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app_package.jobs.manager import ChildProcessManager
+from app_package.jobs.records import TERMINAL, status_of
+from app_package.jobs.status import status_info
+from app_package.jobs.store import JobStoreUnavailable
+from app_package.service.execute import validate_execute
+from app_package.service.ogc import (
+    CONFORMANCE,
+    EXCEPTIONS,
+    JOB_DISMISSED,
+    JOB_FAILED,
+    NO_SUCH_JOB,
+    NO_SUCH_PROCESS,
+    RESULT_NOT_READY,
+    OGCError,
+    choose_mode,
+    invalid,
+    parse_prefer,
+)
+from app_package.util.redact import redact
+
+logger = logging.getLogger(__name__)
+
+Endpoint = Callable[..., Awaitable[Response]]
+
+
+class Forward(Response):
+    """Let pygeoapi answer this request (HTML pages, process descriptions)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+class Service:
+    """The job endpoints, in front of pygeoapi's own Starlette app."""
+
+    def __init__(self, pygeoapi_app: ASGIApp, api: Any, max_body: int) -> None:
+        self.app = pygeoapi_app
+        self.api = api
+        self.manager: ChildProcessManager = api.manager
+        self.base_url = str(api.base_url).rstrip("/")
+        self.policy = self.manager.config.href_policy
+        self.max_body = max_body
+        self._descriptions: dict[str, dict[str, Any]] = {}
+        self.outputs = StaticFiles(directory=self.manager.output_dir, check_dir=False)
+        self.router = Router(
+            routes=[
+                *self._route("/processes/{pid}/execution", self.execute, "POST"),
+                *self._route("/processes/{pid}", self.describe, "GET"),
+                *self._route("/jobs", self.jobs, "GET"),
+                *self._route("/jobs/{job_id}", self.job, "GET"),
+                *self._route("/jobs/{job_id}", self.dismiss, "DELETE"),
+                *self._route("/jobs/{job_id}/results", self.results, "GET"),
+                *self._route("/conformance", self.conformance, "GET"),
+                Mount("/outputs", app=self.serve_output),
+                Mount("", app=pygeoapi_app),  # everything else, and other methods
+            ],
+            lifespan=None,
+        )
+
+    def _route(self, path: str, endpoint: Endpoint, method: str) -> list[BaseRoute]:
+        """The route with and without a trailing slash (as pygeoapi's own routes are)."""
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await endpoint(request, **request.path_params)
+            except OGCError as e:
+                return self.exception(e)
+            except JobStoreUnavailable as e:  # answered, not hung: clients retry
+                logger.warning("%s %s: %s", request.method, request.url.path, e)
+                resp = self.exception(OGCError(503, "about:blank", str(e)))
+                resp.headers["Retry-After"] = "2"
+                return resp
+
+        return [Route(p, answer, methods=[method]) for p in (path, path + "/")]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+            return
+        if scope["type"] == "http":
+            length = dict(scope.get("headers", [])).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+                resp = self.error(413, "payload-too-large", f"request body over {self.max_body} B")
+                await resp(scope, receive, send)
+                return
+        await self.router(scope, receive, send)
+
+    async def serve_output(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A job's output file, as an OGC exception document when there is none."""
+        try:
+            await self.outputs(scope, receive, send)
+        except HTTPException as e:  # StaticFiles raises for 404 / 405
+            detail = f"{scope['path']}: {e.detail}"
+            await self.error(e.status_code, "not-found", detail)(scope, receive, send)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        """Start this worker's job supervisor with the server, stop it (and its jobs) after."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await run_in_threadpool(self.manager.start)
+                except Exception as e:
+                    await send({"type": "lifespan.startup.failed", "message": str(e)})
+                    return
+                logger.info("worker %d: jobs in %s", os.getpid(), redact(self.manager.store.url))
+                # the ~94,000 objects of the imports and the configuration never die: frozen
+                # out of the collector's way, a full collection (~58 ms over them, measured on
+                # this app) no longer stalls a request burst
+                gc.freeze()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await run_in_threadpool(self.manager.stop)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # ------------------------------------------------------------ helpers
+    def exception(self, e: Any) -> Any:
+        return JSONResponse(e.document(), status_code=e.status)
+
+    def error(self, status: int, kind: str, detail: str) -> Any:
+        return self.exception(OGCError(status, EXCEPTIONS + kind, detail))
+
+    def json(self, doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Any:
+        return Response(
+            orjson.dumps(doc, default=str), status_code=status, headers=headers,
+            media_type="application/json",
+        )  # fmt: skip
+
+    def _job(self, job_id: str) -> dict[str, Any]:
+        try:
+            return self.manager.get_job(job_id)
+        except JobNotFoundError as e:
+            raise OGCError(404, NO_SUCH_JOB, f"no job with id {job_id!r}") from e
+
+    def _process(self, pid: str) -> dict[str, Any]:
+        if pid not in self.manager.processes:
+            raise OGCError(
+                404, NO_SUCH_PROCESS,
+                f"no process {pid!r}; processes: {', '.join(self.manager.processes)}",
+            )  # fmt: skip
+        meta = self._descriptions.get(pid)
+        if meta is None:  # the configured processes do not change while the server runs
+            meta = dict(self.manager.get_processor(pid).metadata)
+            meta["id"] = pid
+            self._descriptions[pid] = meta
+        return meta
+
+    # ------------------------------------------------------------ handlers
+    async def describe(self, request: Any, pid: str) -> Any:
+        self._process(pid)
+        return Forward(self.app)  # known: pygeoapi describes it
+
+    async def conformance(self, request: Any) -> Any:
+        if request.query_params.get("f") == "html":
+            return Forward(self.app)
+        return self.json({"conformsTo": CONFORMANCE})
+
+    async def execute(self, request: Any, pid: str) -> Any:
+        description = self._process(pid)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_body:
+                return self.error(413, "payload-too-large", f"body over {self.max_body} bytes")
+        try:
+            doc = json.loads(body or b"null")
+        except ValueError as e:
+            raise invalid(f"the request body is not valid JSON: {e}") from e
+        inputs, subscriber = await run_in_threadpool(
+            validate_execute, description, doc, self.policy
+        )
+        prefs = parse_prefer(request.headers.getlist("prefer"))
+        mode = choose_mode(description.get("jobControlOptions", []), prefs)
+        key = request.headers.get("idempotency-key") or None  # a retry gets the same job
+        if key is not None and not 1 <= len(key) <= 200:
+            raise invalid("the Idempotency-Key header must be 1 to 200 characters")
+        job = await run_in_threadpool(self.manager.submit_job, pid, inputs, subscriber, key)
+        job_id = job["identifier"]
+        location = f"{self.base_url}/jobs/{job_id}"
+        headers = {"Location": location}
+        if mode == "async":
+            if "respond-async" in prefs:
+                headers["Preference-Applied"] = "respond-async"
+            return self.json(status_info(job, self.base_url), 201, headers)
+        wait = prefs.get("wait", "")
+        if wait.isdigit():
+            headers["Preference-Applied"] = f"wait={wait}"
+        while True:
+            job = await run_in_threadpool(self.manager.get_job, job_id)
+            if status_of(job) in TERMINAL:
+                break
+            await asyncio.sleep(0.2)
+        if status_of(job) is not JobStatus.successful:
+            return self._failed(job, headers)
+        _, result = await run_in_threadpool(self.manager.get_job_result, job_id)
+        if doc.get("response") == "document":
+            result = {"outputs": {"catalog": result}}
+        return self.json(result, 200, headers)
+
+    def _failed(self, job: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+        if status_of(job) is JobStatus.dismissed:
+            e = OGCError(404, JOB_DISMISSED, f"job {job['identifier']} was dismissed")
+        else:
+            status = 400 if job.get("error_kind") == "input" else 500
+            e = OGCError(status, JOB_FAILED, job.get("message") or "the job failed")
+        resp = self.exception(e)
+        resp.headers.update(headers or {})
+        return resp
+
+    async def jobs(self, request: Any) -> Any:
+        if request.query_params.get("f") == "html":
+            return Forward(self.app)
+        try:
+            limit = int(request.query_params.get("limit", 100))
+            offset = int(request.query_params.get("offset", 0))
+        except ValueError as e:
+            raise invalid("'limit' and 'offset' must be integers") from e
+        if not 1 <= limit <= 1000 or offset < 0:
+            raise invalid("'limit' must be in 1..1000 and 'offset' ≥ 0")
+        found = await run_in_threadpool(self.manager.get_jobs, None, limit, offset)
+        url = f"{self.base_url}/jobs"
+        links = [{"href": f"{url}?limit={limit}&offset={offset}", "rel": "self",
+                  "type": "application/json", "title": "this list of jobs"}]  # fmt: skip
+        if offset + limit < found["numberMatched"]:
+            links.append({"href": f"{url}?limit={limit}&offset={offset + limit}", "rel": "next",
+                          "type": "application/json"})  # fmt: skip
+        if offset > 0:
+            links.append({"href": f"{url}?limit={limit}&offset={max(0, offset - limit)}",
+                          "rel": "prev", "type": "application/json"})  # fmt: skip
+        return self.json(
+            {
+                "jobs": [status_info(j, self.base_url) for j in found["jobs"]],
+                "links": links,
+                "numberMatched": found["numberMatched"],
+            }
+        )
+
+    async def job(self, request: Any, job_id: str) -> Any:
+        if request.query_params.get("f") == "html":
+            return Forward(self.app)
+        job = await run_in_threadpool(self._job, job_id)
+        return self.json(status_info(job, self.base_url))
+
+    async def dismiss(self, request: Any, job_id: str) -> Any:
+        await run_in_threadpool(self._job, job_id)
+        job = await run_in_threadpool(self.manager.dismiss, job_id)
+        return self.json(status_info(job, self.base_url))
+
+    async def results(self, request: Any, job_id: str) -> Any:
+        job = await run_in_threadpool(self._job, job_id)
+        if status_of(job) not in TERMINAL:
+            raise OGCError(404, RESULT_NOT_READY, f"job {job_id} is {job['status']}: poll it")
+        if status_of(job) is not JobStatus.successful:
+            return self._failed(job)
+        _, result = await run_in_threadpool(self.manager.get_job_result, job_id)
+        return self.json(result)
