@@ -53,7 +53,7 @@ def build_tile(tile_dir: Path, subset: Path = SUBSET) -> Path:
     shutil.rmtree(tile_dir, ignore_errors=True)
     img = safe / "GRANULE" / f"L1C_T33UUU_A008000_{STAMP}" / "IMG_DATA"
     img.mkdir(parents=True)
-    from tests.datagen import write_mtd
+    from tests.support.datagen import write_mtd
 
     write_mtd(safe / "MTD_MSIL1C.xml", baseline="04.00")
     t0 = time.perf_counter()

@@ -197,7 +197,7 @@ LOADAVG = os.getloadavg()
 def run_postgres(jobs: int, clients: int, max_jobs: int, steps: int) -> dict[str, Any]:
     """The burst on a PostgreSQL job store with 1, then 2 server workers (a fresh database each)."""
     sys.path.insert(0, str(REPO))
-    from tests.pgserve import PostgresServer
+    from tests.support.pgserve import PostgresServer
 
     pg = PostgresServer().start()
     try:

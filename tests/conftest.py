@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app_package.stac.validation import BUNDLED_SCHEMAS
-from tests.datagen import write_eurosat_tree
+from tests.support.datagen import write_eurosat_tree
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -40,7 +40,7 @@ S2_TEST_SHAPE = (300, 420)  # rows, cols at 10 m: 5 × 7 chips of 64, partial at
 @pytest.fixture(scope="session")
 def s2_bands10() -> dict:
     """Synthetic 10 m DNs of all 13 bands (with a nodata square at the top-left)."""
-    from tests.datagen import s2_test_bands
+    from tests.support.datagen import s2_test_bands
 
     h, w = S2_TEST_SHAPE
     return s2_test_bands(w, h, seed=3, nodata_corner=20)
@@ -49,7 +49,7 @@ def s2_bands10() -> dict:
 @pytest.fixture(scope="session")
 def s2_jp2(tmp_path_factory: pytest.TempPathFactory, s2_bands10: dict) -> dict:
     """The synthetic bands as L1C-like JP2 files at 10/20/60 m: {band: path}."""
-    from tests.datagen import write_jp2_bands
+    from tests.support.datagen import write_jp2_bands
 
     return write_jp2_bands(tmp_path_factory.mktemp("s2jp2") / "IMG_DATA", s2_bands10)
 

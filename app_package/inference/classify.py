@@ -369,7 +369,7 @@ def eval_mode(module: torch.nn.Module) -> torch.nn.Module:
 def use_bf16(device: torch.device, precision: str = "auto") -> bool:
     """bf16 autocast: "auto" uses it where the hardware computes bf16 natively (CUDA; CPUs with
     AVX512-BF16/AMX), where it is ~1.7× faster than fp32 on 2 cores; "fp32" never; "bf16" always.
-    tests/test_classify.py checks that it gives the classes of fp32."""
+    tests/inference/test_classify.py checks that it gives the classes of fp32."""
     import torch
 
     if precision not in ("auto", "fp32", "bf16"):

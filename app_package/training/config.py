@@ -23,7 +23,8 @@ LR_SCHEDULES: tuple[str, ...] = ("cosine", "step", "constant")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every input of a training run; each one has an effect (tests/test_training.py proves it)."""
+    """Every input of a training run; each one has an effect (tests/training/test_training.py
+    proves it)."""
 
     stac: str
     output: Path

@@ -1,0 +1,75 @@
+"""Running the CWL packages with real runners in tests: paths, environment, job documents."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import REPO
+
+CWL = REPO / "cwl"
+TRAINING = CWL / "eurosat-training.cwl"
+CLASSIFICATION = CWL / "tile-classification.cwl"
+WATER = CWL / "water-bodies.cwl"
+BIN = Path(sys.executable).parent
+SAMPLE = REPO / "app_package" / "sample"
+SAMPLE_CHIPS = SAMPLE / "eurosat"
+SAMPLE_L1C = SAMPLE / "s2-l1c"
+
+
+def runner_env(tmp_path: Path) -> dict[str, str]:
+    """The test's environment with this venv's `app-package` first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["HOME"] = str(tmp_path)
+    return env
+
+
+def write_product(root: Path, name: str, drop_band: str | None = None) -> Path:
+    """A staged-in product folder: the real L1C sample and a catalog.json linking its item."""
+    shutil.copytree(SAMPLE_L1C, root / name)
+    if drop_band:
+        item = json.loads((root / name / "item.json").read_text())
+        del item["assets"][drop_band]
+        (root / name / "item.json").write_text(json.dumps(item))
+    catalog = {
+        "type": "Catalog", "stac_version": "1.1.0", "id": name,
+        "description": f"staged-in product {name}",
+        "links": [
+            {"rel": "root", "href": "./catalog.json", "type": "application/json"},
+            {"rel": "item", "href": "./item.json", "type": "application/geo+json"},
+        ],
+    }  # fmt: skip
+    (root / name / "catalog.json").write_text(json.dumps(catalog, indent=1))
+    return root / name
+
+
+def run_cwl(
+    argv: list[str], job: dict[str, Any], work: Path, *, check: bool = True
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """Run a CWL runner on a job; returns the process and its parsed output object."""
+    work.mkdir(parents=True, exist_ok=True)
+    job_file = work / "job.json"
+    job_file.write_text(json.dumps(job))
+    r = subprocess.run(
+        [*argv, str(job_file)], cwd=work, capture_output=True, text=True,
+        env=runner_env(work), check=False, timeout=900,
+    )  # fmt: skip
+    if check:
+        assert r.returncode == 0, r.stderr[-5000:]
+    out = json.loads(r.stdout) if r.returncode == 0 else {}
+    return r, out
+
+
+def cwltool(work: Path, package: Path, entry: str) -> list[str]:
+    return [str(BIN / "cwltool"), "--no-container", "--outdir", str(work / "out"),
+            "--tmpdir-prefix", f"{work}/tmp/", f"{package}#{entry}"]  # fmt: skip
+
+
+def directory(path: Path) -> dict[str, str]:
+    return {"class": "Directory", "location": path.as_uri()}
