@@ -10,6 +10,7 @@ import pytest
 
 from app_package.stac.validation import BUNDLED_SCHEMAS
 from tests.support.datagen import write_eurosat_tree
+from tests.support.pgserve import PostgresMissing, PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -52,6 +53,19 @@ def s2_jp2(tmp_path_factory: pytest.TempPathFactory, s2_bands10: dict) -> dict:
     from tests.support.datagen import write_jp2_bands
 
     return write_jp2_bands(tmp_path_factory.mktemp("s2jp2") / "IMG_DATA", s2_bands10)
+
+
+# ---------------------------------------------------------------- PostgreSQL
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server on loopback for the session (tests/support/pgserve.py)."""
+    try:
+        server = PostgresServer()
+    except PostgresMissing as e:
+        pytest.fail(str(e))  # a production test must not pass by skipping
+    server.start()
+    yield server
+    server.destroy()
 
 
 _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")

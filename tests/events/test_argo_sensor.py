@@ -1,9 +1,10 @@
 """deploy/argo: the Redis-stream EventSource, the water-bodies Sensor and WorkflowTemplate.
 
 No cluster here, so the manifests are checked by reading them (as
-tests/events/test_watch_argo.py does for the webhook path): names and references, the sensor's filter and parameter templates
-evaluated on a real item-created CloudEvent, the CLI options against the real parser; and the
-WorkflowTemplate's command is run for real on the bundled Sentinel-2 item.
+tests/events/test_watch_argo.py does for the webhook path): names and references, the sensor's
+filter and parameter templates evaluated on a real item-created CloudEvent, the CLI options
+against the real parser; and the WorkflowTemplate's command is run for real on the bundled
+Sentinel-2 item.
 """
 
 from __future__ import annotations

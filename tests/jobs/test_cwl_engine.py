@@ -1,0 +1,35 @@
+"""The CWL engine's pure parts: the job order built from process inputs, and step progress read
+from the runners' logs."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_cwl_job_order_and_step_progress_parsing() -> None:
+    from app_package.errors import InputError
+    from app_package.jobs.cwl_engine import check_engine, job_order, step_event
+
+    types = {"product": "Directory[]", "model": "string", "stride": "int?",
+             "tracking_uri": "string?"}  # fmt: skip
+    staged = []
+
+    def stage(name: str, href: str) -> dict[str, str]:
+        staged.append((name, href))
+        return {"class": "Directory", "location": f"file:///staged/{name}"}
+
+    order = job_order(types, {"product": "/p/item.json", "model": "m", "batch_size": 8},
+                      {"tracking_uri": "http://mlflow:5000"}, stage)  # fmt: skip
+    assert order == {"product": [{"class": "Directory", "location": "file:///staged/product-0"}],
+                     "model": "m", "tracking_uri": "http://mlflow:5000"}  # fmt: skip
+    assert staged == [("product-0", "/p/item.json")]  # batch_size: not an input of the package
+    with pytest.raises(InputError, match="model"):
+        job_order(types, {"product": "/p"}, {}, stage)
+    assert step_event("INFO [step classify] start") == ("start", "classify")
+    assert step_event("INFO [step merge] completed success") == ("end", "merge")
+    toil = ("[toil.leader] Issued job 'CWLJob' tile-classification.0.classify "
+            "kind-CWLJob/instance-mh71doea v1 with job batch system ID: 2")  # fmt: skip
+    assert step_event(toil) == ("start", "classify")
+    assert step_event("classify:  50%|##  | 50%") is None
+    with pytest.raises(InputError, match="APP_PACKAGE_ENGINE"):
+        check_engine("calrissian")
