@@ -128,7 +128,7 @@ def measure_model(model_dir: Path, device: str, batch_size: int, n_chips: int) -
     """(c) Chips/s of the classifier step (normalise + model + softmax) and the network alone."""
     import torch
 
-    from app_package.inference.classify import ChipClassifier
+    from app_package.inference.classifier import ChipClassifier
     from app_package.model.networks import resolve_device
     from app_package.model.source import load_model
 

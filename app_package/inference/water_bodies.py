@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import pystac
     from rasterio.crs import CRS
 
-    from app_package.inference.classify import ProductGrid
+    from app_package.inference.reader import ProductGrid
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def aoi_window(product: Product, grid: ProductGrid, aoi: Bounds | None, aoi_crs:
 # ---------------------------------------------------------------- reading and detecting
 def _ndwi_grid(product: Product) -> tuple[list[BandSource], ProductGrid]:
     """The green and NIR sources (by name) and their shared 10 m grid."""
-    from app_package.inference.classify import product_grid
+    from app_package.inference.reader import product_grid
 
     sources = product.require(NDWI_BANDS)  # DataError naming missing bands and present assets
     grid = product_grid(sources)
@@ -203,7 +203,7 @@ def read_ndwi(
     from rasterio.errors import RasterioIOError
     from rasterio.windows import Window as RioWindow
 
-    from app_package.inference.classify import to_model_scale
+    from app_package.inference.reader import to_model_scale
 
     out = np.empty((window.height, window.width), dtype=np.float32)
     with rasterio.Env(GDAL_NUM_THREADS=str(threads)):

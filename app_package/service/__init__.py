@@ -1,0 +1,2 @@
+"""The OGC API – Processes server: its endpoints (`app`), OGC rules (`ogc`, `execute`, `hrefs`),
+configuration and OpenAPI, and `serve` (`server`)."""

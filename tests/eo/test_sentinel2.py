@@ -14,7 +14,7 @@ import pytest
 from app_package.eo.bands import EUROSAT_FILE_BAND_ORDER, S2_BAND_NAMES
 from app_package.eo.sentinel2 import needs_offset, open_product, parse_mtd
 from app_package.errors import DataError, NotFoundError
-from app_package.inference.classify import product_grid, read_strips
+from app_package.inference.reader import product_grid, read_strips
 from app_package.inference.tiling import ChipGrid
 from tests.support.datagen import write_jp2, write_s2_item, write_safe
 
@@ -167,7 +167,7 @@ def test_band_rows_decodes_each_block_once(tmp_path: Path, block: int) -> None:
     import rasterio
     from rasterio.transform import from_origin
 
-    from app_package.inference.classify import BandRows
+    from app_package.inference.reader import BandRows
 
     rng = np.random.default_rng(3)
     data = rng.integers(1, 5000, size=(70, 48), dtype=np.uint16)
@@ -198,7 +198,7 @@ def test_band_rows_decodes_each_block_once(tmp_path: Path, block: int) -> None:
 def test_reused_strip_buffers_give_the_strips_of_fresh_arrays(tmp_path: Path, s2_jp2: dict) -> None:
     """Strips built in a ring of reused buffers, consumed one at a time behind the reader thread
     as classify_product does, equal strips built in fresh arrays (no strip overwritten early)."""
-    from app_package.inference.classify import PREFETCH_DEPTH, Prefetch
+    from app_package.inference.reader import PREFETCH_DEPTH, Prefetch
 
     p = open_product(write_s2_item(tmp_path / "item.json", s2_jp2, style="common"))
     sources = p.require(EUROSAT_FILE_BAND_ORDER)

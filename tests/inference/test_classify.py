@@ -14,8 +14,9 @@ from rio_cogeo.cogeo import cog_validate
 
 from app_package.cli import main
 from app_package.eo.bands import EUROSAT_CLASS_NAMES, EUROSAT_FILE_BAND_ORDER
-from app_package.inference.classify import classify, offset_lut, to_model_scale
+from app_package.inference.classify import classify
 from app_package.inference.cog import write_class_cog
+from app_package.inference.reader import offset_lut, to_model_scale
 from app_package.inference.tiling import ChipGrid, ProbabilityMosaic
 from app_package.model.networks import build_model, normalise, save_local
 from app_package.model.source import load_model_info
@@ -406,7 +407,7 @@ def test_bf16_autocast_gives_the_classes_of_fp32(
     s2_jp2: dict, fitted_model: tuple[Path, torch.nn.Module]
 ) -> None:
     """The speed-up (bf16 autocast + channels_last) must not change the map."""
-    from app_package.inference.classify import ChipClassifier
+    from app_package.inference.classifier import ChipClassifier
 
     folder, model = fitted_model
     spec = load_model_info(str(folder)).spec

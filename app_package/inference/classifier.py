@@ -1,0 +1,111 @@
+"""The chip classifier: uint16 chips → normalisation → network → class and confidence, in
+batches, bf16 where the hardware has it (same classes as fp32)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from app_package.errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
+
+    from app_package.model.spec import ModelSpec
+
+logger = logging.getLogger(__name__)
+
+
+def eval_mode(module: torch.nn.Module) -> torch.nn.Module:
+    """`module.eval()`; torch.export programs (MLflow's pt2 format) were exported in eval mode."""
+    import torch
+
+    if isinstance(module, torch.fx.GraphModule):
+        return module
+    return module.eval()
+
+
+def use_bf16(device: torch.device, precision: str = "auto") -> bool:
+    """bf16 autocast: "auto" uses it where the hardware computes bf16 natively (CUDA; CPUs with
+    AVX512-BF16/AMX), where it is ~1.7× faster than fp32 on 2 cores; "fp32" never; "bf16" always.
+    tests/inference/test_classify.py checks that it gives the classes of fp32."""
+    import torch
+
+    if precision not in ("auto", "fp32", "bf16"):
+        from app_package.errors import InputError
+
+        raise InputError(f"unknown precision {precision!r}: use auto, fp32 or bf16")
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+class ChipClassifier:
+    """Batched inference: uint16 chips -> class probabilities, bands/normalisation from the spec."""
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        spec: ModelSpec,
+        device: torch.device,
+        batch_size: int,
+        precision: str = "auto",
+    ) -> None:
+        import torch
+
+        self.spec = spec
+        self.device = device
+        self.batch_size = max(1, batch_size)
+        self.module = eval_mode(module).to(device)
+        if not isinstance(self.module, torch.fx.GraphModule):  # exported graphs keep their layout
+            self.module = self.module.to(memory_format=torch.channels_last)
+        self.autocast = use_bf16(device, precision)
+        self._buf: torch.Tensor | None = None  # the CPU path's reused input buffer
+        mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self._inv_std = 1.0 / torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1)
+        self._shift = -mean * self._inv_std
+
+    def _normalised_on_cpu(self, batch: np.ndarray) -> torch.Tensor:
+        """(x - mean) / std into one reused float32 channels_last buffer: torch converts uint16
+        and changes layout in one pass and the arithmetic runs in place, in one more pass
+        (addcmul: 3.1 ms per 256 chips on 2 threads, against 4.7 ms for a subtract and a
+        multiply). Fresh 50 MB arrays per batch cost page faults; measured on one core: 23 ms
+        per 256 chips against 56 ms for numpy's float copy plus a channels_last copy."""
+        import torch
+
+        n, c, h, w = batch.shape
+        if c != len(self.spec.bands):
+            raise ModelError(
+                f"chips have {c} bands, the model expects {len(self.spec.bands)}: "
+                + ", ".join(self.spec.bands)
+            )
+        if self._buf is None or self._buf.shape[0] < n or self._buf.shape[1:] != (c, h, w):
+            self._buf = torch.empty((max(n, self.batch_size), c, h, w), dtype=torch.float32)
+            self._buf = self._buf.contiguous(memory_format=torch.channels_last)
+        x = self._buf[:n]
+        x.copy_(torch.from_numpy(batch))
+        return torch.addcmul(self._shift, x, self._inv_std, out=x)  # x / std - mean / std: one pass
+
+    def __call__(self, chips: np.ndarray) -> np.ndarray:
+        """[N, C, H, W] uint16 -> [N, K] float32 probabilities."""
+        import torch
+
+        from app_package.model.networks import normalise
+
+        out = np.empty((len(chips), len(self.spec.classes)), dtype=np.float32)
+        with torch.inference_mode():
+            for i in range(0, len(chips), self.batch_size):
+                batch = chips[i : i + self.batch_size]
+                if self.device.type == "cpu":
+                    x = self._normalised_on_cpu(np.ascontiguousarray(batch))
+                else:  # upload the compact uint16 chips, normalise on the device
+                    x = normalise(torch.from_numpy(batch).to(self.device), self.spec)
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(self.device.type, torch.bfloat16, enabled=self.autocast):
+                    logits = self.module(x)
+                out[i : i + len(x)] = torch.softmax(logits.float(), 1).cpu().numpy()
+        return out
