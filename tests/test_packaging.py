@@ -12,6 +12,7 @@ import sysconfig
 import time
 import zipfile
 from pathlib import Path
+from urllib.parse import urljoin
 
 import requests
 
@@ -95,8 +96,11 @@ def test_the_wheel_serves_and_runs_a_job_without_a_checkout(tmp_path: Path) -> N
         assert r.status_code == 200, r.text
         catalog = r.json()
         assert catalog["type"] == "Catalog"
-        (child,) = [link for link in catalog["links"] if link["rel"] == "child"]
-        assert requests.get(child["href"], timeout=10).status_code == 200
+        (link,) = [lk for lk in catalog["links"] if lk["rel"] == "item"]
+        item = requests.get(link["href"], timeout=10).json()
+        assert item["properties"]["water:fraction"] > 0  # the bundled sample, from the wheel
+        mask = requests.get(urljoin(link["href"], item["assets"]["water"]["href"]), timeout=10)
+        assert mask.status_code == 200 and mask.content[:4] in (b"II*\x00", b"MM\x00*")
     finally:
         stop(proc)
         log.close()
