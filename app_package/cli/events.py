@@ -6,7 +6,18 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from app_package.defaults import CHAMPION_URI
+from app_package.defaults import CHAMPION_URI, CLASSIFICATION_PROCESS
+
+
+def _add_endpoint(group: Any) -> None:
+    """Where jobs are run: an OGC API – Processes endpoint and one of its processes."""
+    group.add_argument(
+        "--endpoint", default="http://localhost:5000",
+        help="OGC API - Processes landing page (default: %(default)s, `app-package serve`)",
+    )  # fmt: skip
+    group.add_argument(
+        "--process", default=CLASSIFICATION_PROCESS, help="process id (default: %(default)s)"
+    )
 
 
 def _add_watch(sub: Any) -> None:
@@ -30,14 +41,7 @@ def _add_watch(sub: Any) -> None:
         "--max-items", type=int, default=1000, help="items per search at most (default: 1000)"
     )
     g = p.add_argument_group("where to submit (OGC API - Processes)")
-    g.add_argument(
-        "--endpoint", default="http://localhost:5000",
-        help="OGC API - Processes landing page (default: http://localhost:5000, `app-package "
-        "serve`)",
-    )  # fmt: skip
-    g.add_argument(
-        "--process", default="tile-classification", help="process id (default: %(default)s)"
-    )
+    _add_endpoint(g)
     g.add_argument(
         "--model", default=CHAMPION_URI,
         help="the process's model input (default: %(default)s)",
@@ -192,13 +196,7 @@ def _add_trigger(sub: Any) -> None:
         help="claim events left pending this many seconds by a dead trigger (default: 60)",
     )  # fmt: skip
     g = p.add_argument_group("what to run (OGC API - Processes)")
-    g.add_argument(
-        "--endpoint", default="http://localhost:5000",
-        help="OGC API - Processes landing page (default: %(default)s)",
-    )  # fmt: skip
-    g.add_argument(
-        "--process", default="tile-classification", help="process id (default: %(default)s)"
-    )
+    _add_endpoint(g)
     g.add_argument(
         "--input-name",
         help="the input that takes the item href (default: product for tile-classification, "

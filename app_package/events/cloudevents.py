@@ -228,21 +228,8 @@ def job_completed(
     subject: str | None,
 ) -> CloudEvent:
     """The outcome event of a successful job."""
-    return make(
-        id=outcome_event_id(scope, process, source_event_id),
-        source=source,
-        type=JOB_COMPLETED,
-        time=time,
-        subject=subject,
-        data={
-            "process": process,
-            "job_id": job_id,
-            "job_url": job_url,
-            "catalog": catalog,
-            "item_href": item_href,
-            "source_event": source_event_id,
-        },
-    )
+    data = {"job_id": job_id, "job_url": job_url, "catalog": catalog, "item_href": item_href}
+    return _outcome(JOB_COMPLETED, source_event_id, scope, process, source, time, subject, data)
 
 
 def job_failed(
@@ -259,21 +246,26 @@ def job_failed(
     subject: str | None = None,
 ) -> CloudEvent:
     """The outcome event of an event that could not be handled, or whose job failed."""
+    data = {"error": error, "job_id": job_id, "job_url": job_url, "item_href": item_href}
+    return _outcome(JOB_FAILED, source_event_id, scope, process, source, time, subject, data)
+
+
+def _outcome(
+    type_: str,
+    source_event_id: str,
+    scope: str,
+    process: str,
+    source: str,
+    time: str,
+    subject: str | None,
+    data: dict[str, Any],
+) -> CloudEvent:
+    """An outcome event: its id scoped to the consumer group, its data naming the source event."""
     return make(
-        id=outcome_event_id(scope, process, source_event_id),
-        source=source,
-        type=JOB_FAILED,
-        time=time,
-        subject=subject,
-        data={
-            "process": process,
-            "error": error,
-            "job_id": job_id,
-            "job_url": job_url,
-            "item_href": item_href,
-            "source_event": source_event_id,
-        },
-    )
+        id=outcome_event_id(scope, process, source_event_id), source=source, type=type_,
+        time=time, subject=subject,
+        data={"process": process, **data, "source_event": source_event_id},
+    )  # fmt: skip
 
 
 def item_href(event: CloudEvent) -> str:

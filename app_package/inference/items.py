@@ -115,6 +115,62 @@ def classification_classes(classes: list[MapClass], nodata: int = 255) -> list[d
     return out
 
 
+def derived_item(
+    *,
+    item_id: str,
+    grid: OutputGrid,
+    acquired: datetime,
+    source_href: str,
+    source_type: str,
+    title: str,
+    description: str,
+    lineage: str,
+    software_version: str,
+    properties: dict[str, Any],
+) -> pystac.Item:
+    """An output item over `grid`, derived from a source product: WGS84 footprint, projection,
+    processing lineage, the source's datetime and a `derived_from` link; no assets yet."""
+    import pystac
+
+    geom = footprint(grid.product_bounds, grid.crs)
+    props: dict[str, Any] = {
+        "title": title,
+        "description": description,
+        "processing:software": {"app-package": software_version},
+        "processing:lineage": lineage,
+        **properties,
+        **projection_properties(grid),
+    }
+    item = pystac.Item(
+        id=item_id, geometry=geom, bbox=bbox_of(geom), datetime=acquired, properties=props,
+        stac_extensions=[PROJECTION, RASTER, CLASSIFICATION, PROCESSING],
+    )  # fmt: skip
+    item.add_link(pystac.Link("derived_from", source_href, media_type=source_type))
+    return item
+
+
+def cog_asset(
+    href: str,
+    *,
+    title: str,
+    roles: list[str],
+    data_type: str,
+    nodata: int | str,
+    resolution: float,
+    classes: list[dict[str, Any]] | None = None,
+) -> pystac.Asset:
+    """A single-band COG asset with its raster (and classification) description."""
+    import pystac
+
+    extra: dict[str, Any] = {}
+    if classes is not None:
+        extra["classification:classes"] = classes
+    extra["raster:bands"] = [
+        {"data_type": data_type, "nodata": nodata, "spatial_resolution": resolution}
+    ]
+    return pystac.Asset(href, title=title, media_type=COG_TYPE, roles=roles, extra_fields=extra)
+
+
 def build_item(
     *,
     item_id: str,
@@ -133,51 +189,38 @@ def build_item(
     """The output item; `hrefs` maps asset keys (classification, confidence, preview) to hrefs."""
     import pystac
 
-    geom = footprint(grid.product_bounds, grid.crs)
-    proj = projection_properties(grid)
     res = abs(grid.transform.a)
-    props: dict[str, Any] = {
-        "title": f"EuroSAT land cover of {source_id}",
-        "description": (
+    item = derived_item(
+        item_id=item_id, grid=grid, acquired=acquired, source_href=source_href,
+        source_type=source_type, title=f"EuroSAT land cover of {source_id}",
+        description=(
             f"Land-cover classes of {source_id}, one cell per {stride} px chip step "
             f"({res:g} m), from model {model_uri}"
         ),
-        "processing:software": {"app-package": software_version},
-        "processing:lineage": (
+        lineage=(
             f"Chips of the source product classified by {model_uri}"
             + (f" (version {model_version})" if model_version else "")
         ),
-        "app-package:model_uri": model_uri,
-        "app-package:model_version": model_version,
-        "app-package:stride_px": stride,
-        **proj,
-    }
-    item = pystac.Item(
-        id=item_id, geometry=geom, bbox=bbox_of(geom), datetime=acquired, properties=props,
-        stac_extensions=[PROJECTION, RASTER, CLASSIFICATION, PROCESSING],
+        software_version=software_version,
+        properties={
+            "app-package:model_uri": model_uri,
+            "app-package:model_version": model_version,
+            "app-package:stride_px": stride,
+        },
     )  # fmt: skip
-    cls_objs = classification_classes(classes)
     item.add_asset(
         CLASS_ASSET,
-        pystac.Asset(
-            hrefs[CLASS_ASSET], title="Land-cover class", media_type=COG_TYPE,
-            roles=["data", "classification"],
-            extra_fields={
-                "classification:classes": cls_objs,
-                "raster:bands": [{"data_type": "uint8", "nodata": 255, "spatial_resolution": res}],
-            },
+        cog_asset(
+            hrefs[CLASS_ASSET], title="Land-cover class", roles=["data", "classification"],
+            data_type="uint8", nodata=255, resolution=res,
+            classes=classification_classes(classes),
         ),
     )  # fmt: skip
     item.add_asset(
         CONFIDENCE_ASSET,
-        pystac.Asset(
-            hrefs[CONFIDENCE_ASSET], title="Top-class probability (0–1)", media_type=COG_TYPE,
-            roles=["data", "confidence"],
-            extra_fields={
-                "raster:bands": [
-                    {"data_type": "float32", "nodata": "nan", "spatial_resolution": res}
-                ]
-            },
+        cog_asset(
+            hrefs[CONFIDENCE_ASSET], title="Top-class probability (0–1)",
+            roles=["data", "confidence"], data_type="float32", nodata="nan", resolution=res,
         ),
     )  # fmt: skip
     if PREVIEW_ASSET in hrefs:
@@ -188,7 +231,6 @@ def build_item(
                 roles=["overview", "visual"],
             ),
         )  # fmt: skip
-    item.add_link(pystac.Link("derived_from", source_href, media_type=source_type))
     return item
 
 

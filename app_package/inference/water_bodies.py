@@ -290,67 +290,49 @@ def build_water_item(
     href: str,
 ) -> pystac.Item:
     """The STAC item of one water mask; `href` is the mask COG's (relative) href."""
-    import pystac
 
     from app_package.inference.items import (
-        CLASSIFICATION,
-        COG_TYPE,
-        PROCESSING,
-        PROJECTION,
-        RASTER,
         OutputGrid,
-        bbox_of,
         classification_classes,
-        footprint,
-        projection_properties,
+        cog_asset,
+        derived_item,
     )
 
     h, w = result.mask.shape
     t = result.transform
     bounds = (t.c, t.f + t.e * h, t.c + t.a * w, t.f)
-    grid = OutputGrid(result.crs, t, w, h, bounds)
-    geom = footprint(bounds, result.crs)
-    props: dict[str, Any] = {
-        "title": f"Water bodies of {product.id}",
-        "description": (
-            f"Water mask of {product.id} ({abs(t.a):g} m): NDWI = (green − nir) / (green + nir) "
-            f"from {GREEN} and {NIR}, water where NDWI ≥ {result.threshold:g} (Otsu)"
-        ),
-        "processing:software": {"app-package": software_version},
-        "processing:lineage": (
-            f"NDWI of {GREEN} and {NIR} DNs brought to the pre-04.00 scale (RADIO_ADD_OFFSET "
-            "applied for processing baseline ≥ 04.00; DN 0 = nodata), thresholded by Otsu's "
-            "method over the valid pixels"
-        ),
+    properties: dict[str, Any] = {
         "water:ndwi_threshold": result.threshold,
         "water:threshold_method": "otsu",
         "water:fraction": round(result.fraction, 6),
         "water:valid_pixels": result.valid_pixels,
         "water:bands": list(NDWI_BANDS),
-        **projection_properties(grid),
     }
     if aoi is not None:
-        props["water:aoi"] = {"bbox": list(aoi), "crs": aoi_crs}
-    item = pystac.Item(
-        id=f"{product.id}-water", geometry=geom, bbox=bbox_of(geom), datetime=product.datetime,
-        properties=props, stac_extensions=[PROJECTION, RASTER, CLASSIFICATION, PROCESSING],
+        properties["water:aoi"] = {"bbox": list(aoi), "crs": aoi_crs}
+    item = derived_item(
+        item_id=f"{product.id}-water", grid=OutputGrid(result.crs, t, w, h, bounds),
+        acquired=product.datetime, source_href=product.source_href,
+        source_type=product.source_type, title=f"Water bodies of {product.id}",
+        description=(
+            f"Water mask of {product.id} ({abs(t.a):g} m): NDWI = (green − nir) / (green + nir) "
+            f"from {GREEN} and {NIR}, water where NDWI ≥ {result.threshold:g} (Otsu)"
+        ),
+        lineage=(
+            f"NDWI of {GREEN} and {NIR} DNs brought to the pre-04.00 scale (RADIO_ADD_OFFSET "
+            "applied for processing baseline ≥ 04.00; DN 0 = nodata), thresholded by Otsu's "
+            "method over the valid pixels"
+        ),
+        software_version=software_version, properties=properties,
     )  # fmt: skip
     item.add_asset(
         WATER_ASSET,
-        pystac.Asset(
-            href, title="Water mask (0 not water, 1 water, 255 nodata)", media_type=COG_TYPE,
-            roles=["data", "water-mask"],
-            extra_fields={
-                "classification:classes": classification_classes(
-                    list(WATER_CLASSES), MASK_NODATA
-                ),
-                "raster:bands": [
-                    {"data_type": "uint8", "nodata": MASK_NODATA, "spatial_resolution": abs(t.a)}
-                ],
-            },
+        cog_asset(
+            href, title="Water mask (0 not water, 1 water, 255 nodata)",
+            roles=["data", "water-mask"], data_type="uint8", nodata=MASK_NODATA,
+            resolution=abs(t.a), classes=classification_classes(list(WATER_CLASSES), MASK_NODATA),
         ),
     )  # fmt: skip
-    item.add_link(pystac.Link("derived_from", product.source_href, media_type=product.source_type))
     return item
 
 

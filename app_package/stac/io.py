@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlparse
@@ -85,9 +85,14 @@ def link_href(doc: dict[str, Any], rel: str) -> str | None:
     return None
 
 
-def walk(ref: str) -> Iterator[tuple[dict[str, Any], str]]:
+def walk(
+    ref: str, *, follow: Callable[[str], str | None] | None = None
+) -> Iterator[tuple[dict[str, Any], str]]:
     """Every STAC document (catalog, collection, item) reachable from `ref` through `child` and
-    `item` links, with its href; each is read once, however often it is linked."""
+    `item` links, with its href; each is read once, however often it is linked.
+
+    `follow` maps each linked href to the one to read instead, or to None to leave it out (e.g.
+    only local files, or the copy of a folder rather than the original)."""
     todo = [ref]
     seen: set[str] = set()
     while todo:
@@ -101,8 +106,12 @@ def walk(ref: str) -> Iterator[tuple[dict[str, Any], str]]:
             continue
         links = [lk for lk in doc.get("links", []) if lk.get("rel") in ("child", "item")]
         for link in reversed(links):  # depth first, in the catalog's own order
-            if link.get("href"):
-                todo.append(resolve_href(str(link["href"]), href))
+            if not link.get("href"):
+                continue
+            resolved = resolve_href(str(link["href"]), href)
+            target = follow(resolved) if follow is not None else resolved
+            if target is not None:
+                todo.append(target)
 
 
 def items(ref: str) -> Iterator[tuple[dict[str, Any], str]]:

@@ -26,7 +26,7 @@ from typing import Any
 import pystac
 
 from app_package.errors import DataError, InputError
-from app_package.stac.io import CATALOG_FILE, find_catalog_file, read_json
+from app_package.stac.io import CATALOG_FILE, find_catalog_file, is_url, read_json, walk
 from app_package.util.outputs import atomic_dir
 
 logger = logging.getLogger(__name__)
@@ -73,38 +73,37 @@ def relink_child(
     STAC version or extension migration).
     """
     copy_dir = child_root.parent.resolve()
+    root = child_root.resolve()
+
+    def into_copy(target: Path) -> Path:
+        return copy_dir / target.relative_to(src) if target.is_relative_to(src) else target
+
+    def follow(href: str) -> str | None:  # local files only, in the copy
+        return None if is_url(href) else str(into_copy(Path(href).resolve()))
+
     out: list[tuple[Path, dict[str, Any]]] = []
-    todo, seen = [child_root.resolve()], set()
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        doc = _read_catalog(path)
+    for doc, href in walk(str(root), follow=follow):
+        path = Path(href)
+        if "links" not in doc:
+            raise DataError(f"{path} is not a STAC object (no links): pass a STAC catalog.json")
         links: list[dict[str, Any]] = []
         for link in doc["links"]:
             rel = link.get("rel")
-            if rel in ("root", "self") or (rel == "parent" and path == child_root.resolve()):
+            if rel in ("root", "self") or (rel == "parent" and path == root):
                 continue
             target = _local_target(path.parent, str(link["href"]))
             if target is not None:
-                if target.is_relative_to(src):
-                    target = copy_dir / target.relative_to(src)
-                link = {**link, "href": _relative(target, path.parent)}
-                if rel in ("child", "item"):
-                    todo.append(target)
+                link = {**link, "href": _relative(into_copy(target), path.parent)}
             links.append(link)
         links.insert(0, {"rel": "root", "href": _relative(parent_file, path.parent),
                          "type": "application/json"})  # fmt: skip
-        if path == child_root.resolve():
+        if path == root:
             links.insert(1, {"rel": "parent", "href": _relative(parent_file, path.parent),
                              "type": "application/json"})  # fmt: skip
         for asset in doc.get("assets", {}).values():
             target = _local_target(path.parent, str(asset["href"]))
             if target is not None:
-                if target.is_relative_to(src):
-                    target = copy_dir / target.relative_to(src)
-                asset["href"] = _relative(target, path.parent)
+                asset["href"] = _relative(into_copy(target), path.parent)
         out.append((path, {**doc, "links": links}))
     return out
 

@@ -82,6 +82,43 @@ class JobStore(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class SQLDialect:
+    """How a store's SQL names what a job-list query filters on."""
+
+    param: str  # the driver's placeholder: "?" or "%s"
+    status: str
+    process_id: str
+    type: str
+    created: str
+    started: str  # NULL for a job that never started
+    duration: str  # seconds from start to finish (or to now), may use `param`s
+    duration_args: tuple[Any, ...] = ()  # the values of the duration's `param`s
+
+    def where(self, query: JobQuery) -> tuple[str, tuple[Any, ...]]:
+        """The `WHERE` clause of a job-list query and its arguments."""
+        p = self.param
+        terms: list[str] = []
+        args: list[Any] = []
+        for expr, values in (
+            (self.status, query.statuses),
+            (self.process_id, query.process_ids),
+            (self.type, query.types),
+        ):
+            if values:
+                terms.append(f"{expr} IN ({', '.join([p] * len(values))})")
+                args += sorted(values)
+        for op, bound in ((">=", query.created_from), ("<=", query.created_to)):
+            if bound is not None:
+                terms.append(f"{self.created} {op} {p}")
+                args.append(bound)
+        for op, seconds in ((">=", query.min_duration_s), ("<=", query.max_duration_s)):
+            if seconds is not None:
+                terms.append(f"{self.started} IS NOT NULL AND {self.duration} {op} {p}")
+                args += [*self.duration_args, seconds]
+        return ("WHERE " + " AND ".join(terms) if terms else ""), tuple(args)
+
+
 def first_line(e: BaseException) -> str:
     """The first line of an error's message (drivers add context lines)."""
     return (str(e).strip().splitlines() or [type(e).__name__])[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from app_package.jobs.store.base import JobQuery, JobStoreUnavailable, first_line
+from app_package.jobs.store.base import JobQuery, JobStoreUnavailable, SQLDialect, first_line
 from app_package.util.redact import redact
 
 if TYPE_CHECKING:
@@ -18,6 +18,12 @@ if TYPE_CHECKING:
 TABLE = "app_package_jobs"
 CLAIM_LOCK = 0x6A6F6273  # pg advisory lock key ("jobs"): one claimer at a time, all workers
 SCHEMA_LOCK = 0x6A6F6274
+DIALECT = SQLDialect(
+    param="%s", status="status", process_id="process_id",
+    type="coalesce(doc->>'type', 'process')", created="created", started="doc->>'started'",
+    duration="extract(epoch FROM coalesce((doc->>'finished')::timestamptz, now()) "
+    "- (doc->>'started')::timestamptz)",
+)  # fmt: skip
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -132,7 +138,7 @@ class PostgresStore:
         return None if row is None else dict(row[0])
 
     def page(self, query: JobQuery) -> tuple[list[dict[str, Any]], int]:
-        where, args = _where(query)
+        where, args = DIALECT.where(query)
 
         def op(conn: psycopg.Connection[Any]) -> tuple[list[dict[str, Any]], int]:
             count = conn.execute(f"SELECT count(*) FROM {TABLE} {where}", args).fetchone()
@@ -212,34 +218,3 @@ class PostgresStore:
             ).fetchall()
         )
         return [dict(r[0]) for r in rows]
-
-
-def _where(query: JobQuery) -> tuple[str, tuple[Any, ...]]:
-    """The SQL condition of a job-list query."""
-    terms: list[str] = []
-    args: list[Any] = []
-    for expr, values in (
-        ("status", query.statuses),
-        ("process_id", query.process_ids),
-        ("coalesce(doc->>'type', 'process')", query.types),
-    ):
-        if values:
-            terms.append(f"{expr} = ANY(%s)")
-            args.append(sorted(values))
-    if query.created_from is not None:
-        terms.append("created >= %s")
-        args.append(query.created_from)
-    if query.created_to is not None:
-        terms.append("created <= %s")
-        args.append(query.created_to)
-    duration = (
-        "extract(epoch FROM coalesce((doc->>'finished')::timestamptz, now()) "
-        "- (doc->>'started')::timestamptz)"
-    )
-    if query.min_duration_s is not None:
-        terms.append(f"doc->>'started' IS NOT NULL AND {duration} >= %s")
-        args.append(query.min_duration_s)
-    if query.max_duration_s is not None:
-        terms.append(f"doc->>'started' IS NOT NULL AND {duration} <= %s")
-        args.append(query.max_duration_s)
-    return ("WHERE " + " AND ".join(terms) if terms else ""), tuple(args)

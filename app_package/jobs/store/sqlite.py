@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from app_package.jobs.store.base import JobQuery, JobStoreUnavailable, first_line
+from app_package.jobs.store.base import JobQuery, JobStoreUnavailable, SQLDialect, first_line
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 10.0  # a writer waits this long for another one before the store is "unavailable"
@@ -42,6 +42,14 @@ CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs (process_id, idempote
 # the columns derived from the document on every write
 _COLUMNS = ("status", "process_id", "type", "created", "started_at", "finished_at", "owner",
             "idempotency_key")  # fmt: skip
+
+
+def _dialect(now: float) -> SQLDialect:
+    return SQLDialect(
+        param="?", status="status", process_id="process_id", type="type", created="created",
+        started="started_at", duration="(coalesce(finished_at, ?) - started_at)",
+        duration_args=(now,),
+    )  # fmt: skip
 
 
 def _epoch(stamp: Any) -> float | None:
@@ -142,7 +150,7 @@ class SQLiteStore:
         return dict(json.loads(rows[0][0])) if rows else None
 
     def page(self, query: JobQuery) -> tuple[list[dict[str, Any]], int]:
-        where, args = _where(query, time.time())
+        where, args = _dialect(time.time()).where(query)
         count = self._read(f"SELECT count(*) FROM jobs {where}", args)[0][0]
         limit = -1 if query.limit is None else query.limit
         rows = self._read(
@@ -240,31 +248,3 @@ def _store(conn: sqlite3.Connection, doc: dict[str, Any], heartbeat: float | Non
     conn.execute(
         f"UPDATE jobs SET doc = ?, {sets} WHERE identifier = ?", (*args, doc["identifier"])
     )
-
-
-def _where(query: JobQuery, now: float) -> tuple[str, tuple[Any, ...]]:
-    """The SQL condition of a job-list query."""
-    terms: list[str] = []
-    args: list[Any] = []
-    for column, values in (
-        ("status", query.statuses),
-        ("process_id", query.process_ids),
-        ("type", query.types),
-    ):
-        if values:
-            terms.append(f"{column} IN ({','.join('?' * len(values))})")
-            args += sorted(values)
-    if query.created_from is not None:
-        terms.append("created >= ?")
-        args.append(query.created_from)
-    if query.created_to is not None:
-        terms.append("created <= ?")
-        args.append(query.created_to)
-    duration = "(coalesce(finished_at, ?) - started_at)"
-    if query.min_duration_s is not None:
-        terms.append(f"started_at IS NOT NULL AND {duration} >= ?")
-        args += [now, query.min_duration_s]
-    if query.max_duration_s is not None:
-        terms.append(f"started_at IS NOT NULL AND {duration} <= ?")
-        args += [now, query.max_duration_s]
-    return ("WHERE " + " AND ".join(terms) if terms else ""), tuple(args)
