@@ -16,8 +16,21 @@ from app_package.util.progress import ProgressCallback
 
 logger = logging.getLogger(__name__)
 
-BAND_NAMES = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11",
-              "B12"]  # fmt: skip
+BAND_NAMES = [
+    "B01",
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B8A",
+    "B09",
+    "B10",
+    "B11",
+    "B12",
+]
 
 
 def _input(title: str, description: str, schema: dict[str, Any], required: bool = False) -> dict:

@@ -30,9 +30,12 @@ def _run_eurosat_to_stac(args: argparse.Namespace) -> int:
 
     with progress_bar("eurosat-to-stac") as progress:
         out = eurosat_to_stac(
-            args.src, args.dest, geoparquet=args.geoparquet, collection_id=args.collection_id,
+            args.src,
+            args.dest,
+            geoparquet=args.geoparquet,
+            collection_id=args.collection_id,
             progress=progress,
-        )  # fmt: skip
+        )
     print(out)
     return 0
 
@@ -45,19 +48,22 @@ def _add_download(sub: Any) -> None:
     )
     p.add_argument("dest", type=Path, help="folder for downloads/, the archive and stac/")
     p.add_argument(
-        "--url", default=None,
+        "--url",
+        default=None,
         help="archive URL (default: the official EuroSAT_MS.zip, Zenodo record 7711810; "
         "'torchgeo' for torchgeo's mirror EuroSATallBands.zip)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--checksum", default=None,
+        "--checksum",
+        default=None,
         help="md5:<hex> or sha256:<hex> of the archive (default: Zenodo's published md5, "
         "or torchgeo's for its mirror)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--split-base-url", default=None,
+        "--split-base-url",
+        default=None,
         help="folder URL holding eurosat-{train,val,test}.txt (default: torchgeo's mirror)",
-    )  # fmt: skip
+    )
     p.add_argument("--no-splits", action="store_true", help="do not fetch the standard split files")
     p.add_argument(
         "--no-geoparquet", action="store_true", help="skip the stac-geoparquet file of the items"
@@ -75,9 +81,13 @@ def _run_download(args: argparse.Namespace) -> int:
         split_urls = dl.split_urls_under(args.split_base_url)
     with progress_bar("eurosat-download") as progress:
         out = dl.eurosat_download(
-            args.dest, url=args.url, checksum=args.checksum, split_urls=split_urls,
-            geoparquet=not args.no_geoparquet, progress=progress,
-        )  # fmt: skip
+            args.dest,
+            url=args.url,
+            checksum=args.checksum,
+            split_urls=split_urls,
+            geoparquet=not args.no_geoparquet,
+            progress=progress,
+        )
     print(out)
     return 0
 
@@ -105,9 +115,12 @@ def _run_stac_merge(args: argparse.Namespace) -> int:
     from app_package.stac.merge import merge_catalogs
 
     out = merge_catalogs(
-        args.catalogs, args.output, catalog_id=args.catalog_id, description=args.description,
+        args.catalogs,
+        args.output,
+        catalog_id=args.catalog_id,
+        description=args.description,
         title=args.title,
-    )  # fmt: skip
+    )
     print(out)
     return 0
 

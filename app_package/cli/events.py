@@ -7,14 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from app_package.defaults import CHAMPION_URI, CLASSIFICATION_PROCESS
+from app_package.errors import InputError
 
 
 def _add_endpoint(group: Any) -> None:
     """Where jobs are run: an OGC API – Processes endpoint and one of its processes."""
     group.add_argument(
-        "--endpoint", default="http://localhost:5000",
+        "--endpoint",
+        default="http://localhost:5000",
         help="OGC API - Processes landing page (default: %(default)s, `app-package serve`)",
-    )  # fmt: skip
+    )
     group.add_argument(
         "--process", default=CLASSIFICATION_PROCESS, help="process id (default: %(default)s)"
     )
@@ -43,67 +45,82 @@ def _add_watch(sub: Any) -> None:
     g = p.add_argument_group("where to submit (OGC API - Processes)")
     _add_endpoint(g)
     g.add_argument(
-        "--model", default=CHAMPION_URI,
+        "--model",
+        default=CHAMPION_URI,
         help="the process's model input (default: %(default)s)",
-    )  # fmt: skip
+    )
     g.add_argument(
-        "--input", action="append", default=[], metavar="NAME=VALUE",
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="another process input (repeatable; VALUE parsed as JSON when it is JSON)",
-    )  # fmt: skip
+    )
     g = p.add_argument_group("state, bounds and modes")
     g.add_argument(
-        "--state", type=Path, default=Path("var/watch.db"),
+        "--state",
+        type=Path,
+        default=Path("var/watch.db"),
         help="sqlite file recording every item seen (default: %(default)s)",
-    )  # fmt: skip
+    )
     g.add_argument(
         "--interval", type=float, default=60.0, help="seconds between searches (default: 60)"
     )
     g.add_argument(
-        "--max-in-flight", type=int, default=4,
+        "--max-in-flight",
+        type=int,
+        default=4,
         help="jobs submitted and not finished at most (default: 4)",
-    )  # fmt: skip
+    )
     g.add_argument(
-        "--max-per-minute", type=float, default=30.0,
+        "--max-per-minute",
+        type=float,
+        default=30.0,
         help="submissions per minute at most (default: 30)",
-    )  # fmt: skip
+    )
     g.add_argument(
-        "--max-backoff", type=float, default=300.0,
+        "--max-backoff",
+        type=float,
+        default=300.0,
         help="longest wait between retries when a service is down, seconds (default: 300)",
-    )  # fmt: skip
+    )
     g.add_argument(
-        "--once", action="store_true",
+        "--once",
+        action="store_true",
         help="one round (search, follow jobs, submit), then exit: for cron; exit status 75 "
         "when items are left for the next run",
-    )  # fmt: skip
+    )
     g.add_argument(
-        "--listen", metavar="HOST:PORT",
+        "--listen",
+        metavar="HOST:PORT",
         help="also accept STAC items (or CloudEvents carrying one) POSTed to this address",
-    )  # fmt: skip
+    )
     g.add_argument(
-        "--token-env", default="APP_PACKAGE_WEBHOOK_TOKEN",
+        "--token-env",
+        default="APP_PACKAGE_WEBHOOK_TOKEN",
         help="environment variable holding a bearer token the webhook requires, if set "
         "(default: %(default)s)",
-    )  # fmt: skip
+    )
     g = p.add_argument_group("event bus (Redis streams; `app-package trigger` consumes it)")
     g.add_argument(
-        "--redis-url", metavar="URL",
+        "--redis-url",
+        metavar="URL",
         help="publish one CloudEvent per new item to a Redis stream, e.g. redis://127.0.0.1:6379/0",
-    )  # fmt: skip
+    )
     g.add_argument(
         "--stream", default="s2-items", help="the stream to publish to (default: %(default)s)"
     )
     g.add_argument(
-        "--submit", action=argparse.BooleanOptionalAction, default=True,
-        help="also submit jobs directly (default); --no-submit only publishes (needs "
-        "--redis-url)",
-    )  # fmt: skip
+        "--submit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also submit jobs directly (default); --no-submit only publishes (needs --redis-url)",
+    )
     p.set_defaults(handler=_run_watch)
 
 
 def _parse_inputs(pairs: list[str]) -> dict[str, Any]:
     import json
-
-    from app_package.errors import InputError
 
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -121,7 +138,6 @@ def _run_watch(args: argparse.Namespace) -> int:
     import os
     import signal
 
-    from app_package.errors import InputError
     from app_package.events.streams import StreamPublisher
     from app_package.events.watch.search import Search
     from app_package.events.watch.watcher import Limits, Target, Watcher
@@ -141,13 +157,17 @@ def _run_watch(args: argparse.Namespace) -> int:
         max_items=args.max_items,
     )
     target = Target(
-        endpoint=args.endpoint, process=args.process, model=args.model,
+        endpoint=args.endpoint,
+        process=args.process,
+        model=args.model,
         inputs=_parse_inputs(args.input),
-    )  # fmt: skip
+    )
     limits = Limits(
-        poll_interval_s=args.interval, max_in_flight=args.max_in_flight,
-        max_per_minute=args.max_per_minute, backoff_max_s=args.max_backoff,
-    )  # fmt: skip
+        poll_interval_s=args.interval,
+        max_in_flight=args.max_in_flight,
+        max_per_minute=args.max_per_minute,
+        backoff_max_s=args.max_backoff,
+    )
     listen = parse_listen(args.listen) if args.listen else None
     publisher = None
     if args.redis_url:
@@ -187,14 +207,17 @@ def _add_trigger(sub: Any) -> None:
     )
     g.add_argument("--stream", default="s2-items", help="item events (default: %(default)s)")
     g.add_argument(
-        "--group", default="app-package-trigger",
+        "--group",
+        default="app-package-trigger",
         help="consumer group: triggers in one group share the events (default: %(default)s)",
-    )  # fmt: skip
+    )
     g.add_argument("--consumer", help="this trigger's name in the group (default: host-pid)")
     g.add_argument(
-        "--claim-idle", type=float, default=60.0,
+        "--claim-idle",
+        type=float,
+        default=60.0,
         help="claim events left pending this many seconds by a dead trigger (default: 60)",
-    )  # fmt: skip
+    )
     g = p.add_argument_group("what to run (OGC API - Processes)")
     _add_endpoint(g)
     g.add_argument(
@@ -203,20 +226,26 @@ def _add_trigger(sub: Any) -> None:
         "items for water-bodies)",
     )
     g.add_argument(
-        "--input-array", action=argparse.BooleanOptionalAction, default=None,
+        "--input-array",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="pass the href as a one-element array (default: true for water-bodies' items)",
-    )  # fmt: skip
+    )
     g.add_argument(
-        "--inputs", default="{}", metavar="JSON",
+        "--inputs",
+        default="{}",
+        metavar="JSON",
         help='the other inputs, a JSON object, e.g. \'{"model": "models:/m@champion"}\'',
-    )  # fmt: skip
+    )
     g.add_argument(
         "--poll", type=float, default=1.0, help="seconds between job status polls (default: 1)"
     )
     g.add_argument(
-        "--max-backoff", type=float, default=60.0,
+        "--max-backoff",
+        type=float,
+        default=60.0,
         help="longest wait between retries when a service is down, seconds (default: 60)",
-    )  # fmt: skip
+    )
     p.set_defaults(handler=_run_trigger)
 
 
@@ -224,7 +253,6 @@ def _run_trigger(args: argparse.Namespace) -> int:
     import json
     import signal
 
-    from app_package.errors import InputError
     from app_package.events.trigger import InputMapping, Trigger, TriggerConfig
 
     try:
@@ -235,11 +263,16 @@ def _run_trigger(args: argparse.Namespace) -> int:
         raise InputError(f"--inputs must be a JSON object, not {args.inputs!r}")
     mapping = InputMapping.for_process(args.process, args.input_name, args.input_array, inputs)
     config = TriggerConfig(
-        redis_url=args.redis_url, stream=args.stream, group=args.group, endpoint=args.endpoint,
-        mapping=mapping, claim_idle_s=args.claim_idle, poll_s=args.poll,
+        redis_url=args.redis_url,
+        stream=args.stream,
+        group=args.group,
+        endpoint=args.endpoint,
+        mapping=mapping,
+        claim_idle_s=args.claim_idle,
+        poll_s=args.poll,
         backoff_max_s=args.max_backoff,
         **({"consumer": args.consumer} if args.consumer else {}),
-    )  # fmt: skip
+    )
     trigger = Trigger(config)
     stop_signals = (signal.SIGTERM, signal.SIGINT)
     previous = {s: signal.signal(s, lambda *_: trigger.stop()) for s in stop_signals}

@@ -19,16 +19,19 @@ def _add_classify(sub: Any) -> None:
         help="STAC item file or URL, staged-in folder holding catalog.json, or a .SAFE folder",
     )
     p.add_argument(
-        "--model", required=True,
+        "--model",
+        required=True,
         help="models:/name@alias, models:/name/N, runs:/ID/model, a model folder, or a training "
         "output catalog.json",
-    )  # fmt: skip
+    )
     p.add_argument("--output", required=True, type=Path, help="output folder (must not exist)")
     p.add_argument(
-        "--stride", type=int, default=None,
+        "--stride",
+        type=int,
+        default=None,
         help="chip step in pixels (default: the chip size; a divisor of it averages overlapping "
         "chips into a finer map)",
-    )  # fmt: skip
+    )
     p.add_argument("--batch-size", type=int, default=256, help="chips per batch (default 256)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument(
@@ -44,10 +47,15 @@ def _run_classify(args: argparse.Namespace) -> int:
 
     with progress_bar("classify") as progress:
         out = classify(
-            args.product, args.model, args.output, stride=args.stride,
-            batch_size=args.batch_size, device=args.device, tracking_uri=args.tracking_uri,
+            args.product,
+            args.model,
+            args.output,
+            stride=args.stride,
+            batch_size=args.batch_size,
+            device=args.device,
+            tracking_uri=args.tracking_uri,
             progress=progress,
-        )  # fmt: skip
+        )
     print(out)
     return 0
 
@@ -58,15 +66,19 @@ def _add_water_bodies(sub: Any) -> None:
         help="water masks of Sentinel-2 products (NDWI + Otsu) as COGs + one STAC catalog",
     )
     p.add_argument(
-        "items", nargs="+", metavar="ITEM",
+        "items",
+        nargs="+",
+        metavar="ITEM",
         help="STAC item file or URL, staged-in folder holding catalog.json, or a .SAFE folder",
-    )  # fmt: skip
+    )
     p.add_argument("--output", required=True, type=Path, help="output folder (must not exist)")
     p.add_argument(
-        "--aoi", default=None, metavar="MINX,MINY,MAXX,MAXY",
+        "--aoi",
+        default=None,
+        metavar="MINX,MINY,MAXX,MAXY",
         help="area of interest in --aoi-crs (default: the whole product); write --aoi=-1,2,3,4 "
         "when the first number is negative",
-    )  # fmt: skip
+    )
     p.add_argument(
         "--aoi-crs", default="EPSG:4326", help="CRS of --aoi (default: EPSG:4326, lon/lat)"
     )

@@ -15,15 +15,19 @@ def _add_serve(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=5000, help="port to listen on (default: 5000)")
     p.add_argument(
-        "--workers", type=int, default=1,
+        "--workers",
+        type=int,
+        default=1,
         help="server processes on the port (default: 1); more than 1 needs a PostgreSQL job "
         "store ($APP_PACKAGE_JOB_STORE=postgresql://…)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--config", type=Path, default=None,
+        "--config",
+        type=Path,
+        default=None,
         help="pygeoapi configuration (default: $APP_PACKAGE_CONFIG or the bundled "
         "pygeoapi-config.yml); data go to $APP_PACKAGE_DATA_DIR (default: ./var)",
-    )  # fmt: skip
+    )
     p.set_defaults(handler=_run_serve)
 
 

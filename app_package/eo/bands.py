@@ -8,6 +8,8 @@ Sentinel-2 MSI specification).
 from dataclasses import dataclass
 from typing import Final
 
+from app_package.errors import InputError
+
 
 @dataclass(frozen=True)
 class Band:
@@ -42,21 +44,52 @@ BANDS_BY_NAME: Final[dict[str, Band]] = {b.name: b for b in S2_BANDS}
 
 # Band order inside the EuroSAT-MS GeoTIFFs: B8A is LAST (torchgeo issue #2458).
 EUROSAT_FILE_BAND_ORDER: Final[tuple[str, ...]] = (
-    "B01", "B02", "B03", "B04", "B05", "B06", "B07",
-    "B08", "B09", "B10", "B11", "B12", "B8A",
-)  # fmt: skip
+    "B01",
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B09",
+    "B10",
+    "B11",
+    "B12",
+    "B8A",
+)
 
 # Per-band normalisation statistics over EuroSAT-MS (DN scale, no radiometric offset).
 EUROSAT_MEAN: Final[dict[str, float]] = {
-    "B01": 1354.41, "B02": 1118.24, "B03": 1042.93, "B04": 947.63, "B05": 1199.47,
-    "B06": 1999.79, "B07": 2369.22, "B08": 2296.83, "B09": 732.08, "B10": 12.11,
-    "B11": 1819.01, "B12": 1118.92, "B8A": 2594.14,
-}  # fmt: skip
+    "B01": 1354.41,
+    "B02": 1118.24,
+    "B03": 1042.93,
+    "B04": 947.63,
+    "B05": 1199.47,
+    "B06": 1999.79,
+    "B07": 2369.22,
+    "B08": 2296.83,
+    "B09": 732.08,
+    "B10": 12.11,
+    "B11": 1819.01,
+    "B12": 1118.92,
+    "B8A": 2594.14,
+}
 EUROSAT_STD: Final[dict[str, float]] = {
-    "B01": 245.72, "B02": 333.01, "B03": 395.09, "B04": 593.75, "B05": 566.42,
-    "B06": 861.18, "B07": 1086.63, "B08": 1117.98, "B09": 404.92, "B10": 4.78,
-    "B11": 1002.59, "B12": 761.30, "B8A": 1231.59,
-}  # fmt: skip
+    "B01": 245.72,
+    "B02": 333.01,
+    "B03": 395.09,
+    "B04": 593.75,
+    "B05": 566.42,
+    "B06": 861.18,
+    "B07": 1086.63,
+    "B08": 1117.98,
+    "B09": 404.92,
+    "B10": 4.78,
+    "B11": 1002.59,
+    "B12": 761.30,
+    "B8A": 1231.59,
+}
 
 EUROSAT_CHIP_SIZE: Final[int] = 64
 # Sentinel-2 L1C digital numbers: reflectance = (DN + offset) / QUANTIFICATION_VALUE.
@@ -117,8 +150,6 @@ def parse_bands(names: str | list[str] | tuple[str, ...] | None) -> tuple[str, .
 
     Raises InputError naming the unknown band and the valid names.
     """
-    from app_package.errors import InputError
-
     if names is None:
         return S2_BAND_NAMES
     items = [n for n in names.split(",")] if isinstance(names, str) else list(names)

@@ -33,8 +33,16 @@ from cloudevents.core.v1.event import CloudEvent
 
 from app_package.errors import InputError
 
-__all__ = ["CloudEvent", "EventError", "from_http", "json_data", "make", "parse", "to_dict",
-           "to_json"]  # fmt: skip
+__all__ = [
+    "CloudEvent",
+    "EventError",
+    "from_http",
+    "json_data",
+    "make",
+    "parse",
+    "to_dict",
+    "to_json",
+]
 
 SPECVERSION: Final = "1.0"
 JSON: Final = "application/json"
@@ -63,9 +71,13 @@ def make(
 ) -> CloudEvent:
     """A CloudEvent 1.0 with JSON data (the SDK's event; `time` is RFC 3339 text)."""
     attributes: dict[str, Any] = {
-        "specversion": SPECVERSION, "id": id, "source": source, "type": type,
-        "time": _parse_time(time), "datacontenttype": JSON,
-    }  # fmt: skip
+        "specversion": SPECVERSION,
+        "id": id,
+        "source": source,
+        "type": type,
+        "time": _parse_time(time),
+        "datacontenttype": JSON,
+    }
     if subject is not None:
         attributes["subject"] = subject
     try:
@@ -262,10 +274,13 @@ def _outcome(
 ) -> CloudEvent:
     """An outcome event: its id scoped to the consumer group, its data naming the source event."""
     return make(
-        id=outcome_event_id(scope, process, source_event_id), source=source, type=type_,
-        time=time, subject=subject,
+        id=outcome_event_id(scope, process, source_event_id),
+        source=source,
+        type=type_,
+        time=time,
+        subject=subject,
         data={"process": process, **data, "source_event": source_event_id},
-    )  # fmt: skip
+    )
 
 
 def item_href(event: CloudEvent) -> str:

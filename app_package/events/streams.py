@@ -122,9 +122,16 @@ class EventBus:
         try:
             entry = self._finish(
                 keys=[state_key, outcome_stream, source_stream],
-                args=[outcome.get_id(), to_json(outcome), group, entry_id, ttl_s, EVENT_FIELD,
-                      outcome.get_type()],
-            )  # fmt: skip
+                args=[
+                    outcome.get_id(),
+                    to_json(outcome),
+                    group,
+                    entry_id,
+                    ttl_s,
+                    EVENT_FIELD,
+                    outcome.get_type(),
+                ],
+            )
         except redis.RedisError as e:
             raise unavailable(self.url, e) from e
         return cast(str, entry) if entry else None

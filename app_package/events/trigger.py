@@ -116,8 +116,15 @@ class TriggerConfig:
     state_ttl_s: int = DEFAULT_TTL_S
 
     def __post_init__(self) -> None:
-        require_positive(self, "claim_idle_s", "block_s", "poll_s", "backoff_max_s",
-                         "request_timeout_s", "state_ttl_s")  # fmt: skip
+        require_positive(
+            self,
+            "claim_idle_s",
+            "block_s",
+            "poll_s",
+            "backoff_max_s",
+            "request_timeout_s",
+            "state_ttl_s",
+        )
 
     @property
     def scope(self) -> str:
@@ -214,9 +221,12 @@ class Trigger:
     def _read(self, new: bool) -> list[tuple[str, dict[str, Any] | None]]:
         c = self.config
         reply = self.redis.xreadgroup(
-            c.group, c.consumer, {c.stream: ">" if new else "0"}, count=1,
+            c.group,
+            c.consumer,
+            {c.stream: ">" if new else "0"},
+            count=1,
             block=int(c.block_s * 1000) if new else None,
-        )  # fmt: skip
+        )
         return [(i, f) for _, entries in reply or [] for i, f in entries]
 
     def _still_mine(self, entry_id: str) -> bool:
@@ -241,9 +251,13 @@ class Trigger:
         """Handle events until `stop()` (SIGTERM), or until `max_events` were handled."""
         c = self.config
         logger.info(
-            "trigger %s (group %s) on %s -> %s/processes/%s", c.consumer, c.group, c.stream,
-            c.endpoint, c.mapping.process,
-        )  # fmt: skip
+            "trigger %s (group %s) on %s -> %s/processes/%s",
+            c.consumer,
+            c.group,
+            c.stream,
+            c.endpoint,
+            c.mapping.process,
+        )
         self.ensure_group()
         own_pending = True  # a restart under the same consumer name resumes its events first
         while not self.stop_event.is_set():
@@ -275,8 +289,9 @@ class Trigger:
         state = self.redis.hgetall(state_key)
         if state.get("outcome"):
             self.redis.xack(c.stream, c.group, entry_id)
-            logger.info("event %s already handled (%s): acknowledged", d.identity,
-                        state.get("outcome_type"))  # fmt: skip
+            logger.info(
+                "event %s already handled (%s): acknowledged", d.identity, state.get("outcome_type")
+            )
             return self._done(d.identity, "duplicate")
         subject = d.event.get_subject() if d.event else None
         if d.error is not None or d.href is None:
@@ -287,10 +302,12 @@ class Trigger:
             doc = self._follow(entry_id, job_url)
             if doc["status"] != "successful":
                 message = doc.get("message") or f"the job ended {doc['status']}"
-                logger.error("event %s: job %s %s: %s", d.identity, doc.get("jobID"),
-                             doc["status"], message)  # fmt: skip
-                return self._fail(d, entry_id, message, str(doc.get("jobID") or ""), job_url,
-                                  subject)  # fmt: skip
+                logger.error(
+                    "event %s: job %s %s: %s", d.identity, doc.get("jobID"), doc["status"], message
+                )
+                return self._fail(
+                    d, entry_id, message, str(doc.get("jobID") or ""), job_url, subject
+                )
             catalog = self._catalog(entry_id, job_url, doc)
         except _Rejected as e:
             logger.error("event %s: %s", d.identity, e)
@@ -300,14 +317,27 @@ class Trigger:
             return self._done(d.identity, "interrupted")
         job_id = str(doc.get("jobID") or job_url.rstrip("/").rsplit("/", 1)[-1])
         outcome = ce.job_completed(
-            d.identity, scope=c.scope, process=c.mapping.process, source=c.event_source,
-            time=now_rfc3339(), job_id=job_id, job_url=job_url, catalog=catalog,
-            item_href=d.href, subject=subject,
-        )  # fmt: skip
-        entry = self.bus.finish(state_key, c.completed_stream, outcome, c.stream, c.group,
-                                entry_id, c.state_ttl_s)  # fmt: skip
-        logger.info("event %s: job %s successful, catalog %s%s", d.identity, job_id, catalog,
-                    "" if entry else " (outcome already published)")  # fmt: skip
+            d.identity,
+            scope=c.scope,
+            process=c.mapping.process,
+            source=c.event_source,
+            time=now_rfc3339(),
+            job_id=job_id,
+            job_url=job_url,
+            catalog=catalog,
+            item_href=d.href,
+            subject=subject,
+        )
+        entry = self.bus.finish(
+            state_key, c.completed_stream, outcome, c.stream, c.group, entry_id, c.state_ttl_s
+        )
+        logger.info(
+            "event %s: job %s successful, catalog %s%s",
+            d.identity,
+            job_id,
+            catalog,
+            "" if entry else " (outcome already published)",
+        )
         return self._done(d.identity, "completed")
 
     def _done(self, identity: str, outcome: str) -> str:
@@ -325,12 +355,26 @@ class Trigger:
     ) -> str:
         c = self.config
         outcome = ce.job_failed(
-            d.identity, scope=c.scope, process=c.mapping.process, source=c.event_source,
-            time=now_rfc3339(), error=error, job_id=job_id or None, job_url=job_url,
-            item_href=d.href, subject=subject,
-        )  # fmt: skip
-        self.bus.finish(c.state_key(d.identity), c.failed_stream, outcome, c.stream, c.group,
-                        entry_id, c.state_ttl_s)  # fmt: skip
+            d.identity,
+            scope=c.scope,
+            process=c.mapping.process,
+            source=c.event_source,
+            time=now_rfc3339(),
+            error=error,
+            job_id=job_id or None,
+            job_url=job_url,
+            item_href=d.href,
+            subject=subject,
+        )
+        self.bus.finish(
+            c.state_key(d.identity),
+            c.failed_stream,
+            outcome,
+            c.stream,
+            c.group,
+            entry_id,
+            c.state_ttl_s,
+        )
         return self._done(d.identity, "failed")
 
     def _submit(self, d: Decoded, state_key: str) -> str:
@@ -339,13 +383,18 @@ class Trigger:
         assert d.href is not None
         key = ce.idempotency_key(c.scope, c.mapping.process, d.identity)
         inputs = c.mapping.execute_inputs(d.href)
-        ref = self._retrying(lambda: self.client.execute_async(
-            c.mapping.process, inputs, idempotency_key=key))  # fmt: skip
+        ref = self._retrying(
+            lambda: self.client.execute_async(c.mapping.process, inputs, idempotency_key=key)
+        )
         self.redis.hset(
             state_key,
-            mapping={"job_id": ref.job_id, "job_url": ref.url, "consumer": c.consumer,
-                     "submitted": now_rfc3339()},
-        )  # fmt: skip
+            mapping={
+                "job_id": ref.job_id,
+                "job_url": ref.url,
+                "consumer": c.consumer,
+                "submitted": now_rfc3339(),
+            },
+        )
         self.redis.expire(state_key, c.state_ttl_s)
         logger.info("event %s: submitted job %s (%s)", d.identity, ref.job_id, ref.url)
         return ref.url

@@ -99,9 +99,11 @@ class WebhookServer:
 
     def start(self) -> None:
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, name="webhook",
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name="webhook",
             daemon=True,
-        )  # fmt: skip
+        )
         self._thread.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not self._server.started:  # answering before start() returns
@@ -132,9 +134,11 @@ class WebhookServer:
             logger.warning("webhook item %s ignored: %s", item.get("id"), info.get("reason"))
             return 200, {**doc, "reason": info.get("reason")}
         doc.update(
-            key=info.get("key"), state=info.get("state"), job=info.get("job_url"),
+            key=info.get("key"),
+            state=info.get("state"),
+            job=info.get("job_url"),
             error=info.get("error"),
-        )  # fmt: skip
+        )
         return (202 if outcome == "new" else 200), doc
 
     async def _health(self, request: Request) -> JSONResponse:

@@ -15,9 +15,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 from affine import Affine
 
+from app_package import __version__
 from app_package.eo.sentinel2 import Product, open_product
 from app_package.errors import ModelError
 from app_package.inference.classifier import ChipClassifier
+from app_package.inference.items import (
+    CLASS_ASSET,
+    CONFIDENCE_ASSET,
+    PREVIEW_ASSET,
+    OutputGrid,
+    build_catalog,
+    build_item,
+    map_classes,
+)
 from app_package.inference.reader import (
     PREFETCH_DEPTH,
     Prefetch,
@@ -31,6 +41,7 @@ from app_package.inference.tiling import (
     ChipGrid,
     ProbabilityMosaic,
 )
+from app_package.util.outputs import atomic_dir, check_output_free
 from app_package.util.progress import ProgressCallback, no_progress
 
 if TYPE_CHECKING:
@@ -59,13 +70,13 @@ def classify_product(
     """Classify every chip.
 
     `module`: the network, or a function that loads it (`ModelRef.loader`): decoding starts
-    first, while torch is imported and the weights load (~1.5 s of one core otherwise spent
-    before the first band is read).
+    first, while torch is imported and the weights load (a core's time otherwise spent before
+    the first band is read).
 
     `inference_threads`: torch threads for CPU inference while the reader decodes (default:
     half the usable CPUs). Torch's OpenMP threads spin while they wait; with as many of them
-    as cores they take the cores JPEG2000 decoding needs (measured on the 2-core benchmark
-    tile: 61 s with 2 threads, 54 s with 1). Restored afterwards.
+    as cores they take the cores JPEG2000 decoding needs (on 2 cores, 2 threads made the
+    benchmark tile slower than 1). Restored afterwards.
 
     Returns (class map, confidence, map transform, product grid, chip grid, timings).
     """
@@ -73,9 +84,13 @@ def classify_product(
     pgrid = product_grid(sources)
     grid = ChipGrid(pgrid.width, pgrid.height, spec.chip_size, stride or spec.chip_size)
     strips = read_strips(
-        sources, pgrid, grid, apply_offset=spec.radiometric_offset_applied, threads=read_threads,
+        sources,
+        pgrid,
+        grid,
+        apply_offset=spec.radiometric_offset_applied,
+        threads=read_threads,
         buffers=PREFETCH_DEPTH + 2,
-    )  # fmt: skip
+    )
     with Prefetch(strips, PREFETCH_DEPTH) as ahead:  # one strip at a time (see read_strips)
         import torch
 
@@ -139,19 +154,8 @@ def classify(
 
     Returns `output/catalog.json`. Nothing is left in `output` when anything fails.
     """
-    from app_package import __version__
     from app_package.inference.cog import write_class_cog, write_confidence_cog, write_preview
-    from app_package.inference.items import (
-        CLASS_ASSET,
-        CONFIDENCE_ASSET,
-        PREVIEW_ASSET,
-        OutputGrid,
-        build_catalog,
-        build_item,
-        map_classes,
-    )
     from app_package.model.source import resolve_model
-    from app_package.util.outputs import atomic_dir, check_output_free
 
     output = Path(output)
     check_output_free(output)
@@ -166,9 +170,14 @@ def classify(
         raise ModelError(f"model {model} needs bands {missing} the product lacks")  # unreachable
 
     classes, confidence, transform, pgrid, grid, _times = classify_product(
-        prod, loaded.loader, spec, stride=stride, batch_size=batch_size, device=device,
+        prod,
+        loaded.loader,
+        spec,
+        stride=stride,
+        batch_size=batch_size,
+        device=device,
         progress=lambda p, m: progress(2.0 + 0.93 * p, m),
-    )  # fmt: skip
+    )
     progress(95.0, "writing COGs and STAC")
     mclasses = map_classes(spec.classes)
     colors = [c.rgb for c in mclasses]
@@ -180,16 +189,23 @@ def classify(
         write_confidence_cog(folder / "confidence.tif", confidence, transform, pgrid.crs)
         write_preview(folder / "preview.png", classes, colors)
         item = build_item(
-            item_id=item_id, source_id=prod.id, source_href=prod.source_href,
-            source_type=prod.source_type, acquired=prod.datetime,
+            item_id=item_id,
+            source_id=prod.id,
+            source_href=prod.source_href,
+            source_type=prod.source_type,
+            acquired=prod.datetime,
             grid=OutputGrid(pgrid.crs, transform, grid.n_cols, grid.n_rows, pgrid.bounds),
-            classes=mclasses, model_uri=loaded.uri, model_version=loaded.version,
-            software_version=__version__, stride=grid.stride,
+            classes=mclasses,
+            model_uri=loaded.uri,
+            model_version=loaded.version,
+            software_version=__version__,
+            stride=grid.stride,
             hrefs={
-                CLASS_ASSET: "./classification.tif", CONFIDENCE_ASSET: "./confidence.tif",
+                CLASS_ASSET: "./classification.tif",
+                CONFIDENCE_ASSET: "./confidence.tif",
                 PREVIEW_ASSET: "./preview.png",
             },
-        )  # fmt: skip
+        )
         import pystac
 
         catalog = build_catalog(item)

@@ -11,6 +11,8 @@ import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
 
+from app_package.errors import DataError
+
 logger = logging.getLogger(__name__)
 
 CLASS_NODATA = 255
@@ -44,9 +46,15 @@ def _cog(
     h, w = data.shape
     blocksize = 256 if max(w, h) > 512 else 128
     profile = {
-        "driver": "GTiff", "width": w, "height": h, "count": 1, "dtype": data.dtype.name,
-        "crs": crs, "transform": transform, "nodata": nodata,
-    }  # fmt: skip
+        "driver": "GTiff",
+        "width": w,
+        "height": h,
+        "count": 1,
+        "dtype": data.dtype.name,
+        "crs": crs,
+        "transform": transform,
+        "nodata": nodata,
+    }
     cog_profile = cog_profiles.get("deflate")
     cog_profile.update(blockxsize=blocksize, blockysize=blocksize)
     with MemoryFile() as mem:
@@ -58,19 +66,20 @@ def _cog(
                 src.set_band_description(1, description)
         with mem.open() as src:
             cog_translate(
-                src, str(dst), cog_profile, overview_level=_overview_levels(w, h, blocksize),
-                overview_resampling=resampling, in_memory=True, quiet=True,
+                src,
+                str(dst),
+                cog_profile,
+                overview_level=_overview_levels(w, h, blocksize),
+                overview_resampling=resampling,
+                in_memory=True,
+                quiet=True,
                 use_cog_driver=False,
-            )  # fmt: skip
+            )
     valid, errors, _warnings = cog_validate(str(dst))
     if not valid:
-        from app_package.errors import DataError
-
         raise DataError(f"{dst} is not a valid COG: {errors}")
     with rasterio.open(dst) as check:  # the colour map must survive the COG copy
         if colormap and not check.colormap(1):
-            from app_package.errors import DataError
-
             raise DataError(f"{dst}: colour map was lost while writing the COG")
     return dst
 
@@ -90,17 +99,28 @@ def write_class_cog(
     cmap = {i: (*rgb, 255) for i, rgb in enumerate(colors)}
     cmap[CLASS_NODATA] = (0, 0, 0, 0)
     return _cog(
-        dst, classes.astype(np.uint8), transform, crs, nodata=CLASS_NODATA,
-        resampling="mode", colormap=cmap, description=description,
-    )  # fmt: skip
+        dst,
+        classes.astype(np.uint8),
+        transform,
+        crs,
+        nodata=CLASS_NODATA,
+        resampling="mode",
+        colormap=cmap,
+        description=description,
+    )
 
 
 def write_confidence_cog(dst: Path, confidence: np.ndarray, transform: Affine, crs: CRS) -> Path:
     """float32 top-class probability (0–1), nodata NaN, averaged overviews."""
     return _cog(
-        dst, confidence.astype(np.float32), transform, crs, nodata=float("nan"),
-        resampling="average", description="confidence",
-    )  # fmt: skip
+        dst,
+        confidence.astype(np.float32),
+        transform,
+        crs,
+        nodata=float("nan"),
+        resampling="average",
+        description="confidence",
+    )
 
 
 def write_preview(
@@ -124,9 +144,14 @@ def write_preview(
     with warnings.catch_warnings():  # a preview is a picture: no georeference on purpose
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(
-            dst, "w", driver="PNG", width=rgba.shape[2], height=rgba.shape[1], count=4,
+            dst,
+            "w",
+            driver="PNG",
+            width=rgba.shape[2],
+            height=rgba.shape[1],
+            count=4,
             dtype="uint8",
-        ) as out:  # fmt: skip
+        ) as out:
             out.write(rgba)
     aux = dst.with_name(dst.name + ".aux.xml")
     aux.unlink(missing_ok=True)

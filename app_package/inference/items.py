@@ -142,9 +142,13 @@ def derived_item(
         **projection_properties(grid),
     }
     item = pystac.Item(
-        id=item_id, geometry=geom, bbox=bbox_of(geom), datetime=acquired, properties=props,
+        id=item_id,
+        geometry=geom,
+        bbox=bbox_of(geom),
+        datetime=acquired,
+        properties=props,
         stac_extensions=[PROJECTION, RASTER, CLASSIFICATION, PROCESSING],
-    )  # fmt: skip
+    )
     item.add_link(pystac.Link("derived_from", source_href, media_type=source_type))
     return item
 
@@ -191,8 +195,12 @@ def build_item(
 
     res = abs(grid.transform.a)
     item = derived_item(
-        item_id=item_id, grid=grid, acquired=acquired, source_href=source_href,
-        source_type=source_type, title=f"EuroSAT land cover of {source_id}",
+        item_id=item_id,
+        grid=grid,
+        acquired=acquired,
+        source_href=source_href,
+        source_type=source_type,
+        title=f"EuroSAT land cover of {source_id}",
         description=(
             f"Land-cover classes of {source_id}, one cell per {stride} px chip step "
             f"({res:g} m), from model {model_uri}"
@@ -207,30 +215,40 @@ def build_item(
             "app-package:model_version": model_version,
             "app-package:stride_px": stride,
         },
-    )  # fmt: skip
+    )
     item.add_asset(
         CLASS_ASSET,
         cog_asset(
-            hrefs[CLASS_ASSET], title="Land-cover class", roles=["data", "classification"],
-            data_type="uint8", nodata=255, resolution=res,
+            hrefs[CLASS_ASSET],
+            title="Land-cover class",
+            roles=["data", "classification"],
+            data_type="uint8",
+            nodata=255,
+            resolution=res,
             classes=classification_classes(classes),
         ),
-    )  # fmt: skip
+    )
     item.add_asset(
         CONFIDENCE_ASSET,
         cog_asset(
-            hrefs[CONFIDENCE_ASSET], title="Top-class probability (0–1)",
-            roles=["data", "confidence"], data_type="float32", nodata="nan", resolution=res,
+            hrefs[CONFIDENCE_ASSET],
+            title="Top-class probability (0–1)",
+            roles=["data", "confidence"],
+            data_type="float32",
+            nodata="nan",
+            resolution=res,
         ),
-    )  # fmt: skip
+    )
     if PREVIEW_ASSET in hrefs:
         item.add_asset(
             PREVIEW_ASSET,
             pystac.Asset(
-                hrefs[PREVIEW_ASSET], title="Preview", media_type=pystac.MediaType.PNG,
+                hrefs[PREVIEW_ASSET],
+                title="Preview",
+                media_type=pystac.MediaType.PNG,
                 roles=["overview", "visual"],
             ),
-        )  # fmt: skip
+        )
     return item
 
 

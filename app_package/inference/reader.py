@@ -168,9 +168,9 @@ class BandRows:
     """Rows of one band, each JPEG2000 tile row decoded once.
 
     GDAL's JPEG2000 driver does not keep decoded tiles between windowed reads, so a 20 m band
-    read in 10 m strips would be decoded twice and a 60 m band six times (measured on the
-    benchmark tile: 110 CPU-s instead of 77 for all bands). This reads whole block rows (the
-    file's tile height) and keeps the rows later strips still need; strips move down the band.
+    read in 10 m strips would be decoded twice and a 60 m band six times. This reads whole
+    block rows (the file's tile height) and keeps the rows later strips still need; strips move
+    down the band.
     """
 
     def __init__(self, ds: Any, name: str, href: str) -> None:

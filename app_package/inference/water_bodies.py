@@ -21,10 +21,18 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 from affine import Affine
 
+from app_package import __version__
 from app_package.eo.bands import band
 from app_package.eo.sentinel2 import GRID_RESOLUTION_M, BandSource, Product, open_product
 from app_package.errors import DataError, InputError
-from app_package.inference.items import MapClass
+from app_package.inference.items import (
+    MapClass,
+    OutputGrid,
+    classification_classes,
+    cog_asset,
+    derived_item,
+)
+from app_package.inference.reader import product_grid, to_model_scale
 from app_package.inference.water import (
     MASK_NODATA,
     NOT_WATER,
@@ -36,6 +44,7 @@ from app_package.inference.water import (
     water_fraction,
     water_mask,
 )
+from app_package.util.outputs import atomic_dir, check_output_free
 from app_package.util.progress import ProgressCallback, no_progress
 
 if TYPE_CHECKING:
@@ -147,9 +156,11 @@ def aoi_window(product: Product, grid: ProductGrid, aoi: Bounds | None, aoi_crs:
     # lon/lat) has no sensible bounds in the product's UTM zone, the product's extent always has.
     as_aoi = transform_bounds(grid.crs, aoi_crs, *grid.bounds, densify_pts=21)
     clipped = (
-        max(aoi[0], as_aoi[0]), max(aoi[1], as_aoi[1]),
-        min(aoi[2], as_aoi[2]), min(aoi[3], as_aoi[3]),
-    )  # fmt: skip
+        max(aoi[0], as_aoi[0]),
+        max(aoi[1], as_aoi[1]),
+        min(aoi[2], as_aoi[2]),
+        min(aoi[3], as_aoi[3]),
+    )
     window = None
     if clipped[0] < clipped[2] and clipped[1] < clipped[3]:
         in_grid = transform_bounds(aoi_crs, grid.crs, *clipped, densify_pts=21)
@@ -166,8 +177,6 @@ def aoi_window(product: Product, grid: ProductGrid, aoi: Bounds | None, aoi_crs:
 # ---------------------------------------------------------------- reading and detecting
 def _ndwi_grid(product: Product) -> tuple[list[BandSource], ProductGrid]:
     """The green and NIR sources (by name) and their shared 10 m grid."""
-    from app_package.inference.reader import product_grid
-
     sources = product.require(NDWI_BANDS)  # DataError naming missing bands and present assets
     grid = product_grid(sources)
     coarse = {n: f * GRID_RESOLUTION_M for n, f in grid.factors.items() if f != 1}
@@ -203,8 +212,6 @@ def read_ndwi(
     from rasterio.errors import RasterioIOError
     from rasterio.windows import Window as RioWindow
 
-    from app_package.inference.reader import to_model_scale
-
     out = np.empty((window.height, window.width), dtype=np.float32)
     with rasterio.Env(GDAL_NUM_THREADS=str(threads)):
         datasets = []
@@ -215,8 +222,9 @@ def read_ndwi(
                 except RasterioIOError as e:
                     raise DataError(f"cannot open band {s.name} ({s.href}): {e}") from e
             top = int(window.row_off)
-            edges = strip_edges(top, int(window.height), int(datasets[0].block_shapes[0][0]),
-                                strip_rows)  # fmt: skip
+            edges = strip_edges(
+                top, int(window.height), int(datasets[0].block_shapes[0][0]), strip_rows
+            )
             for y0, y1 in itertools.pairwise(edges):
                 r0, rows = y0 - top, y1 - y0
                 win = RioWindow(window.col_off, y0, window.width, rows)
@@ -291,13 +299,6 @@ def build_water_item(
 ) -> pystac.Item:
     """The STAC item of one water mask; `href` is the mask COG's (relative) href."""
 
-    from app_package.inference.items import (
-        OutputGrid,
-        classification_classes,
-        cog_asset,
-        derived_item,
-    )
-
     h, w = result.mask.shape
     t = result.transform
     bounds = (t.c, t.f + t.e * h, t.c + t.a * w, t.f)
@@ -311,9 +312,12 @@ def build_water_item(
     if aoi is not None:
         properties["water:aoi"] = {"bbox": list(aoi), "crs": aoi_crs}
     item = derived_item(
-        item_id=f"{product.id}-water", grid=OutputGrid(result.crs, t, w, h, bounds),
-        acquired=product.datetime, source_href=product.source_href,
-        source_type=product.source_type, title=f"Water bodies of {product.id}",
+        item_id=f"{product.id}-water",
+        grid=OutputGrid(result.crs, t, w, h, bounds),
+        acquired=product.datetime,
+        source_href=product.source_href,
+        source_type=product.source_type,
+        title=f"Water bodies of {product.id}",
         description=(
             f"Water mask of {product.id} ({abs(t.a):g} m): NDWI = (green − nir) / (green + nir) "
             f"from {GREEN} and {NIR}, water where NDWI ≥ {result.threshold:g} (Otsu)"
@@ -323,16 +327,21 @@ def build_water_item(
             "applied for processing baseline ≥ 04.00; DN 0 = nodata), thresholded by Otsu's "
             "method over the valid pixels"
         ),
-        software_version=software_version, properties=properties,
-    )  # fmt: skip
+        software_version=software_version,
+        properties=properties,
+    )
     item.add_asset(
         WATER_ASSET,
         cog_asset(
-            href, title="Water mask (0 not water, 1 water, 255 nodata)",
-            roles=["data", "water-mask"], data_type="uint8", nodata=MASK_NODATA,
-            resolution=abs(t.a), classes=classification_classes(list(WATER_CLASSES), MASK_NODATA),
+            href,
+            title="Water mask (0 not water, 1 water, 255 nodata)",
+            roles=["data", "water-mask"],
+            data_type="uint8",
+            nodata=MASK_NODATA,
+            resolution=abs(t.a),
+            classes=classification_classes(list(WATER_CLASSES), MASK_NODATA),
         ),
-    )  # fmt: skip
+    )
     return item
 
 
@@ -364,9 +373,7 @@ def water_bodies(
     """
     import pystac
 
-    from app_package import __version__
     from app_package.inference.cog import write_class_cog
-    from app_package.util.outputs import atomic_dir, check_output_free
 
     output = Path(output)
     check_output_free(output)
@@ -399,9 +406,13 @@ def water_bodies(
                 product, aoi=bounds, aoi_crs=aoi_crs, progress=_part(progress, i * share, share)
             )
             item = build_water_item(
-                product=product, result=result, aoi=bounds, aoi_crs=aoi_crs,
-                software_version=__version__, href=f"./{WATER_FILE}",
-            )  # fmt: skip
+                product=product,
+                result=result,
+                aoi=bounds,
+                aoi_crs=aoi_crs,
+                software_version=__version__,
+                href=f"./{WATER_FILE}",
+            )
             folder = tmp / item.id
             folder.mkdir()
             colors = [c.rgb for c in WATER_CLASSES]
@@ -411,9 +422,11 @@ def water_bodies(
             catalog.add_item(item)
             item.set_self_href(str(folder / f"{item.id}.json"))
             logger.info(
-                "%s: NDWI threshold %.4f, water %.2f %%", product.id, result.threshold,
+                "%s: NDWI threshold %.4f, water %.2f %%",
+                product.id,
+                result.threshold,
                 100 * result.fraction,
-            )  # fmt: skip
+            )
         progress(96.0, "writing STAC")
         catalog.set_self_href(str(tmp / CATALOG))
         catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)

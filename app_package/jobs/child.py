@@ -80,8 +80,14 @@ def run_child(job_id: str, store: JobStore) -> int:
         engine = spec.get("engine", "local")
         if engine != "local":  # the process's CWL package on a CWL runner
             extra = {"tracking_uri": tracking_uri(spec["processor"])}
-            catalog = run_package(engine, spec["processor"]["cwl"], spec["inputs"], extra,
-                                  Path(spec["output"]), progress)  # fmt: skip
+            catalog = run_package(
+                engine,
+                spec["processor"]["cwl"],
+                spec["inputs"],
+                extra,
+                Path(spec["output"]),
+                progress,
+            )
             location, mimetype = str(catalog), "application/json"
         elif isinstance(processor, JobProcessor):
             catalog = processor.run(spec["inputs"], Path(spec["output"]), progress)
@@ -106,8 +112,13 @@ def run_child(job_id: str, store: JobStore) -> int:
         status, fields = JobStatus.failed, {"message": f"internal error: {type(e).__name__}: {e}"}
     else:
         status = JobStatus.successful
-        fields = {"message": "done", "progress": 100, "location": location, "mimetype": mimetype,
-                  "mlflow_cleanup": ""}  # fmt: skip
+        fields = {
+            "message": "done",
+            "progress": 100,
+            "location": location,
+            "mimetype": mimetype,
+            "mlflow_cleanup": "",
+        }
     t = now_rfc3339()
     final = {"status": status.value, "updated": t, "finished": t, **fields}
     try:  # the store may be restarting: the final status must not be lost

@@ -120,13 +120,35 @@ def runner_argv(engine: str, package: Path, entry: str, work: Path) -> list[str]
     bin_dir = Path(sys.executable).parent
     ref = f"{package}#{entry}"
     if engine == "cwltool":
-        return [str(bin_dir / "cwltool"), "--no-container", "--outdir", str(work / "out"),
-                "--tmpdir-prefix", f"{work}/tmp/", ref]  # fmt: skip
+        return [
+            str(bin_dir / "cwltool"),
+            "--no-container",
+            "--outdir",
+            str(work / "out"),
+            "--tmpdir-prefix",
+            f"{work}/tmp/",
+            ref,
+        ]
     if engine == "toil":
-        return [str(bin_dir / "toil-cwl-runner"), "--batchSystem", "single_machine",
-                "--maxCores", "2", "--retryCount", "0", "--jobStore", f"file:{work / 'jobstore'}",
-                "--outdir", str(work / "out"), "--workDir", str(work), "--no-container",
-                "--logLevel", "INFO", ref]  # fmt: skip
+        return [
+            str(bin_dir / "toil-cwl-runner"),
+            "--batchSystem",
+            "single_machine",
+            "--maxCores",
+            "2",
+            "--retryCount",
+            "0",
+            "--jobStore",
+            f"file:{work / 'jobstore'}",
+            "--outdir",
+            str(work / "out"),
+            "--workDir",
+            str(work),
+            "--no-container",
+            "--logLevel",
+            "INFO",
+            ref,
+        ]
     raise InputError(f"engine {engine!r} does not run CWL")
 
 
@@ -141,11 +163,16 @@ def stage_in(href: str, stage_dir: Path) -> dict[str, str]:
     if not path.is_file():
         raise InputError(f"{href}: not a STAC file or a folder holding catalog.json")
     stage_dir.mkdir(parents=True)
-    catalog = {"type": "Catalog", "stac_version": "1.1.0", "id": stage_dir.name,
-               "description": f"staged-in {path.name}",
-               "links": [{"rel": "root", "href": "./catalog.json", "type": "application/json"},
-                         {"rel": "item", "href": str(path.resolve()),
-                          "type": "application/geo+json"}]}  # fmt: skip
+    catalog = {
+        "type": "Catalog",
+        "stac_version": "1.1.0",
+        "id": stage_dir.name,
+        "description": f"staged-in {path.name}",
+        "links": [
+            {"rel": "root", "href": "./catalog.json", "type": "application/json"},
+            {"rel": "item", "href": str(path.resolve()), "type": "application/geo+json"},
+        ],
+    }
     (stage_dir / "catalog.json").write_text(json.dumps(catalog))
     return {"class": "Directory", "location": stage_dir.as_uri()}
 
@@ -195,20 +222,28 @@ def run_package(
     work.mkdir(parents=True)
     try:
         order = job_order(
-            workflow_inputs(document, entry), inputs, extra,
+            workflow_inputs(document, entry),
+            inputs,
+            extra,
             lambda name, href: stage_in(href, work / "stage" / name),
-        )  # fmt: skip
+        )
         (work / "job.json").write_text(json.dumps(order))
         argv = [*runner_argv(engine, package, entry, work), str(work / "job.json")]
-        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}"
-                   f"{os.environ.get('PATH', '')}", HOME=str(work))  # fmt: skip
+        env = dict(
+            os.environ,
+            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            HOME=str(work),
+        )
         progress(1, f"{engine}: starting {package.name}#{entry}")
         stdout = run_runner(argv, work, env, steps, progress, engine)
         produced = next(
-            (v for v in json.loads(stdout or "{}").values()
-             if isinstance(v, dict) and v.get("class") == "Directory"),
+            (
+                v
+                for v in json.loads(stdout or "{}").values()
+                if isinstance(v, dict) and v.get("class") == "Directory"
+            ),
             None,
-        )  # fmt: skip
+        )
         if produced is None:
             raise RunnerError(f"{engine} produced no output Directory: {stdout[-500:]}")
         with atomic_dir(output) as tmp:
@@ -232,9 +267,14 @@ def run_runner(
     """Run the runner, turning its log into progress; its stdout (the output object)."""
     out = (work / "stdout.json").open("w+")
     runner = subprocess.Popen(
-        argv, cwd=work, env=env, stdout=out, stderr=subprocess.PIPE, text=True,
+        argv,
+        cwd=work,
+        env=env,
+        stdout=out,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,  # its own session: a dismiss kills it and all it started
-    )  # fmt: skip
+    )
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_term(signum: int, frame: Any) -> None:

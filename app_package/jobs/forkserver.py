@@ -1,9 +1,9 @@
 """Starting and stopping a job's process: the worker's fork server, process groups, signals.
 
 Children are forked by the worker's fork server, a single-threaded process that has already
-imported what every job needs (pygeoapi and the job code: ~0.8 CPU-s that a fresh interpreter
-per job would pay again while requests are being served). Each child leads its own process
-group, so a dismiss kills the whole tree and a server crash does not.
+imported what every job needs (pygeoapi and the job code: most of a CPU-second that a fresh
+interpreter per job would pay again while requests are being served). Each child leads its own
+process group, so a dismiss kills the whole tree and a server crash does not.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 from app_package.jobs.identity import alive, runs_job
 
 KILL_GRACE_S = 2.0  # SIGTERM, then SIGKILL after this long
-# imported once by each worker's fork server, not by every job (pygeoapi's package import ~0.7 s)
+# imported once by each worker's fork server, not by every job (pygeoapi's import is the cost)
 FORK_SERVER_PRELOAD = ["app_package.jobs.child", "pygeoapi.plugin", "setproctitle"]
 
 

@@ -345,8 +345,11 @@ class ChildProcessManager(BaseManager):
                 with contextlib.suppress(JobStoreUnavailable):
                     self.update_job(job["identifier"], {"mlflow_cleanup": ""})
                 if ended:
-                    logger.warning("job %s: %d MLflow run(s) left RUNNING ended as FAILED",
-                                   job["identifier"], ended)  # fmt: skip
+                    logger.warning(
+                        "job %s: %d MLflow run(s) left RUNNING ended as FAILED",
+                        job["identifier"],
+                        ended,
+                    )
 
     def _heartbeat(self) -> None:
         """Mark this worker's jobs alive; kill children whose jobs were dismissed elsewhere."""

@@ -82,9 +82,9 @@ def chip_stats(x: torch.Tensor) -> torch.Tensor:
 
     By the law of total variance the variance is the mean within-block variance plus the
     variance of the block means, so the texture is sqrt(var(x) - var(avgpool2(x))): one pooling
-    pass and one read instead of neighbour differences (5× the time on the CPU); the block means
-    also give the mean. The central half keeps the cost at ~8 % of SmallCNN's inference on the
-    CPU (the whole chip: ~30 %); what it scores: `model_spec.SMALLCNN_HEAD`.
+    pass and one read instead of neighbour differences (several times slower on the CPU); the
+    block means also give the mean. The central half keeps the cost a small share of SmallCNN's
+    inference (what it costs and scores: the README's benchmarks and `model.spec.SMALLCNN_HEAD`).
     """
     x = x.float()
     c, h, w = x.shape[1], x.shape[2], x.shape[3]

@@ -136,9 +136,9 @@ class Service:
                     await send({"type": "lifespan.startup.failed", "message": str(e)})
                     return
                 logger.info("worker %d: jobs in %s", os.getpid(), redact(self.manager.store.url))
-                # the ~94,000 objects of the imports and the configuration never die: frozen
-                # out of the collector's way, a full collection (~58 ms over them, measured on
-                # this app) no longer stalls a request burst
+                # the objects of the imports and the configuration never die: frozen out of
+                # the collector's way, a full collection over them no longer stalls a request
+                # burst
                 gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -155,9 +155,11 @@ class Service:
 
     def json(self, doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Any:
         return Response(
-            orjson.dumps(doc, default=str), status_code=status, headers=headers,
+            orjson.dumps(doc, default=str),
+            status_code=status,
+            headers=headers,
             media_type="application/json",
-        )  # fmt: skip
+        )
 
     def _job(self, job_id: str) -> dict[str, Any]:
         try:
@@ -168,9 +170,10 @@ class Service:
     def _process(self, pid: str) -> dict[str, Any]:
         if pid not in self.manager.processes:
             raise OGCError(
-                404, NO_SUCH_PROCESS,
+                404,
+                NO_SUCH_PROCESS,
                 f"no process {pid!r}; processes: {', '.join(self.manager.processes)}",
-            )  # fmt: skip
+            )
         meta = self._descriptions.get(pid)
         if meta is None:  # the configured processes do not change while the server runs
             meta = dict(self.manager.get_processor(pid).metadata)
@@ -252,14 +255,30 @@ class Service:
             raise invalid("'limit' must be in 1..1000 and 'offset' ≥ 0")
         found = await run_in_threadpool(self.manager.get_jobs, None, limit, offset)
         url = f"{self.base_url}/jobs"
-        links = [{"href": f"{url}?limit={limit}&offset={offset}", "rel": "self",
-                  "type": "application/json", "title": "this list of jobs"}]  # fmt: skip
+        links = [
+            {
+                "href": f"{url}?limit={limit}&offset={offset}",
+                "rel": "self",
+                "type": "application/json",
+                "title": "this list of jobs",
+            }
+        ]
         if offset + limit < found["numberMatched"]:
-            links.append({"href": f"{url}?limit={limit}&offset={offset + limit}", "rel": "next",
-                          "type": "application/json"})  # fmt: skip
+            links.append(
+                {
+                    "href": f"{url}?limit={limit}&offset={offset + limit}",
+                    "rel": "next",
+                    "type": "application/json",
+                }
+            )
         if offset > 0:
-            links.append({"href": f"{url}?limit={limit}&offset={max(0, offset - limit)}",
-                          "rel": "prev", "type": "application/json"})  # fmt: skip
+            links.append(
+                {
+                    "href": f"{url}?limit={limit}&offset={max(0, offset - limit)}",
+                    "rel": "prev",
+                    "type": "application/json",
+                }
+            )
         return self.json(
             {
                 "jobs": [status_info(j, self.base_url) for j in found["jobs"]],

@@ -70,10 +70,18 @@ def patch_openapi(oas: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
             }
         if path == "/jobs":
             ops["get"]["parameters"] = [
-                {"name": "limit", "in": "query", "required": False,
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-                {"name": "offset", "in": "query", "required": False,
-                 "schema": {"type": "integer", "minimum": 0}},
-            ]  # fmt: skip
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                },
+                {
+                    "name": "offset",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 0},
+                },
+            ]
             ops["get"]["responses"]["400"] = exc
     return oas

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from app_package.errors import InputError
+from app_package.jobs.config import ManagerConfig
 from app_package.service.app import Service
 from app_package.service.config import DEFAULT_MAX_BODY, config_path, prepare_environment
 from app_package.util.redact import redact
@@ -40,8 +41,6 @@ def check_workers(workers: int, cfg: dict[str, Any]) -> str:
     Both stores serve several workers: the SQLite file those on one host, PostgreSQL those on
     any hosts.
     """
-    from app_package.jobs.config import ManagerConfig
-
     if workers < 1:
         raise InputError(f"workers {workers}: must be 1 or more", field="workers")
     return ManagerConfig.parse(cfg["server"]["manager"]).connection
@@ -59,12 +58,21 @@ def serve(
 
     cfg = prepare_environment(host, port, config_path(config))
     connection = check_workers(workers, cfg)
-    logger.info("serving on %s, %d worker(s), jobs in %s", os.environ["APP_PACKAGE_URL"],
-                workers, redact(connection))  # fmt: skip
+    logger.info(
+        "serving on %s, %d worker(s), jobs in %s",
+        os.environ["APP_PACKAGE_URL"],
+        workers,
+        redact(connection),
+    )
     if workers == 1:
         uvicorn.run(build_app(), host=host, port=port, log_level="warning", lifespan="on")
         return
     uvicorn.run(
-        "app_package.service.server:build_app", factory=True, workers=workers, host=host, port=port,
-        log_level="warning", lifespan="on",
-    )  # fmt: skip
+        "app_package.service.server:build_app",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+    )

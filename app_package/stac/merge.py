@@ -95,11 +95,23 @@ def relink_child(
             if target is not None:
                 link = {**link, "href": _relative(into_copy(target), path.parent)}
             links.append(link)
-        links.insert(0, {"rel": "root", "href": _relative(parent_file, path.parent),
-                         "type": "application/json"})  # fmt: skip
+        links.insert(
+            0,
+            {
+                "rel": "root",
+                "href": _relative(parent_file, path.parent),
+                "type": "application/json",
+            },
+        )
         if path == root:
-            links.insert(1, {"rel": "parent", "href": _relative(parent_file, path.parent),
-                             "type": "application/json"})  # fmt: skip
+            links.insert(
+                1,
+                {
+                    "rel": "parent",
+                    "href": _relative(parent_file, path.parent),
+                    "type": "application/json",
+                },
+            )
         for asset in doc.get("assets", {}).values():
             target = _local_target(path.parent, str(asset["href"]))
             if target is not None:

@@ -214,9 +214,14 @@ def fit(
         )
         logger.info(
             "epoch %d/%d train_loss=%.4f train_acc=%.4f val_loss=%.4f val_acc=%.4f (%.0f chips/s)",
-            epoch, config.epochs, stats.train_loss, stats.train_accuracy, val_loss, val_acc,
+            epoch,
+            config.epochs,
+            stats.train_loss,
+            stats.train_accuracy,
+            val_loss,
+            val_acc,
             stats.chips_per_s,
-        )  # fmt: skip
+        )
         if val_loss < best_loss:
             best_loss, best_epoch = val_loss, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -298,8 +298,11 @@ class Run:
             )
             logger.info(
                 "%s v%s is the new champion (test accuracy %.4f > %s)",
-                registered.name, registered.version, test_accuracy, current,
-            )  # fmt: skip
+                registered.name,
+                registered.version,
+                test_accuracy,
+                current,
+            )
         self.set_tag("champion", str(better).lower())
         self.overhead_s += time.perf_counter() - t0
         return better

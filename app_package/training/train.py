@@ -19,7 +19,9 @@ from app_package.model.spec import ModelSpec
 from app_package.training.batches import ChipBatches
 from app_package.training.config import TrainConfig, validate_config
 from app_package.training.loop import EpochStats, fit, predict_logits
+from app_package.training.metrics import classification_report
 from app_package.training.plots import confusion_matrix_png
+from app_package.util.outputs import atomic_dir, check_output_free
 from app_package.util.progress import ProgressCallback, no_progress, scaled
 
 logger = logging.getLogger(__name__)
@@ -89,8 +91,6 @@ def train(config: TrainConfig, progress: ProgressCallback = no_progress) -> Trai
     from app_package.data.dataset import load_labelled_chips
     from app_package.model.networks import build_model, resolve_device, save_local
     from app_package.training import mlm, tracking
-    from app_package.training.metrics import classification_report
-    from app_package.util.outputs import atomic_dir, check_output_free
 
     config = validate_config(config)
     bands = config.resolved_bands()

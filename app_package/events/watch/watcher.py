@@ -68,8 +68,15 @@ class Limits:
     request_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
-        require_positive(self, "poll_interval_s", "max_in_flight", "max_per_minute",
-                         "backoff_base_s", "backoff_max_s", "request_timeout_s")  # fmt: skip
+        require_positive(
+            self,
+            "poll_interval_s",
+            "max_in_flight",
+            "max_per_minute",
+            "backoff_base_s",
+            "backoff_max_s",
+            "request_timeout_s",
+        )
 
     def backoff(self, failures: int) -> float:
         """Exponential backoff with ±10 % jitter, capped."""
@@ -244,9 +251,11 @@ class Watcher:
             )
             report.published += 1
             logger.info(
-                "item %s published to %s (%s)", row["item_id"], self.publisher.stream,
+                "item %s published to %s (%s)",
+                row["item_id"],
+                self.publisher.stream,
                 entry or "already on the stream",
-            )  # fmt: skip
+            )
 
     # ------------------------------------------------------------ jobs
     def refresh(self, report: CycleReport) -> None:
@@ -270,8 +279,13 @@ class Watcher:
                 self.store.finish(row["key"], doc["status"], error)
                 report.finished += 1
                 log = logger.info if doc["status"] == "successful" else logger.error
-                log("item %s: job %s %s (%s)", row["item_id"], row["job_id"], doc["status"],
-                    message or "")  # fmt: skip
+                log(
+                    "item %s: job %s %s (%s)",
+                    row["item_id"],
+                    row["job_id"],
+                    doc["status"],
+                    message or "",
+                )
 
     def submit_due(self, report: CycleReport, once: bool = False) -> None:
         """Submit pending items, within the concurrency and rate limits."""
@@ -286,8 +300,9 @@ class Watcher:
                 if not self._at_limit:  # say it once, not every round
                     logger.info(
                         "%d job(s) in flight (limit %d): later items wait",
-                        in_flight, self.limits.max_in_flight,
-                    )  # fmt: skip
+                        in_flight,
+                        self.limits.max_in_flight,
+                    )
                 self._at_limit = True
                 return
             self._at_limit = False
@@ -318,8 +333,11 @@ class Watcher:
                 report.errors.append(str(e))
                 logger.warning(
                     "item %s: attempt %d failed, retry in %.1f s: %s",
-                    row["item_id"], attempt, delay, e,
-                )  # fmt: skip
+                    row["item_id"],
+                    attempt,
+                    delay,
+                    e,
+                )
                 return False
             self.store.finish(key, "rejected", str(e))
             report.rejected += 1
@@ -330,9 +348,12 @@ class Watcher:
         self.store.submitted(key, ref.job_id, ref.url, ref.status)
         report.submitted += 1
         logger.info(
-            "item %s submitted: job %s (%s, attempt %d)", row["item_id"], ref.job_id, ref.url,
+            "item %s submitted: job %s (%s, attempt %d)",
+            row["item_id"],
+            ref.job_id,
+            ref.url,
             attempt,
-        )  # fmt: skip
+        )
         return True
 
     # ------------------------------------------------------------ loops
@@ -365,9 +386,15 @@ class Watcher:
         counts = self.store.counts()
         logger.info(
             "once: %d found, %d new, %d published, %d submitted, %d deferred, %d rejected; "
-            "state %s", report.found, report.new, report.published, report.submitted,
-            report.deferred, report.rejected, counts,
-        )  # fmt: skip
+            "state %s",
+            report.found,
+            report.new,
+            report.published,
+            report.submitted,
+            report.deferred,
+            report.rejected,
+            counts,
+        )
         return EX_TEMPFAIL if report.deferred or report.errors else 0
 
     def run(self) -> None:
@@ -375,8 +402,10 @@ class Watcher:
         logger.info(
             "watching %s -> %s/processes/%s (state %s)",
             self.search.stac_url if self.search else "(webhook only)",
-            self.target.endpoint, self.target.process, self.store.path,
-        )  # fmt: skip
+            self.target.endpoint,
+            self.target.process,
+            self.store.path,
+        )
         while not self.stop_event.is_set():
             self.wake.clear()
             try:

@@ -19,11 +19,15 @@ TABLE = "app_package_jobs"
 CLAIM_LOCK = 0x6A6F6273  # pg advisory lock key ("jobs"): one claimer at a time, all workers
 SCHEMA_LOCK = 0x6A6F6274
 DIALECT = SQLDialect(
-    param="%s", status="status", process_id="process_id",
-    type="coalesce(doc->>'type', 'process')", created="created", started="doc->>'started'",
+    param="%s",
+    status="status",
+    process_id="process_id",
+    type="coalesce(doc->>'type', 'process')",
+    created="created",
+    started="doc->>'started'",
     duration="extract(epoch FROM coalesce((doc->>'finished')::timestamptz, now()) "
     "- (doc->>'started')::timestamptz)",
-)  # fmt: skip
+)
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (

@@ -40,16 +40,29 @@ CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs (process_id, idempote
     WHERE idempotency_key IS NOT NULL;
 """
 # the columns derived from the document on every write
-_COLUMNS = ("status", "process_id", "type", "created", "started_at", "finished_at", "owner",
-            "idempotency_key")  # fmt: skip
+_COLUMNS = (
+    "status",
+    "process_id",
+    "type",
+    "created",
+    "started_at",
+    "finished_at",
+    "owner",
+    "idempotency_key",
+)
 
 
 def _dialect(now: float) -> SQLDialect:
     return SQLDialect(
-        param="?", status="status", process_id="process_id", type="type", created="created",
-        started="started_at", duration="(coalesce(finished_at, ?) - started_at)",
+        param="?",
+        status="status",
+        process_id="process_id",
+        type="type",
+        created="created",
+        started="started_at",
+        duration="(coalesce(finished_at, ?) - started_at)",
         duration_args=(now,),
-    )  # fmt: skip
+    )
 
 
 def _epoch(stamp: Any) -> float | None:
