@@ -5,7 +5,7 @@ the numbers measure the service, not training), then 20 client threads submit th
 (`POST …/execution` → 201) while the concurrency limit is 2, poll every job's status until all are
 terminal, and check that every job finished exactly once.
 
-`--store tinydb` (default): one worker, the embedded TinyDB store, 100 jobs → server.json.
+`--store sqlite` (default): one worker, the embedded SQLite store, 100 jobs → server.json.
 `--store postgresql`: a throwaway PostgreSQL (tests/pgserve.py), the same burst with 1 and with 2
 server workers (`serve --workers N`), reporting execute → 201 p50/p95 and jobs/min for each.
 
@@ -62,7 +62,7 @@ def _summary(ms: list[float]) -> dict[str, float]:
 def run(
     jobs: int, clients: int, max_jobs: int, steps: int, store: str = "", workers: int = 1
 ) -> dict[str, Any]:
-    """One server (`workers` processes, job store `store` or TinyDB), one burst of `jobs`."""
+    """One server (`workers` processes, job store `store` or SQLite), one burst of `jobs`."""
     data = Path(tempfile.mkdtemp(prefix="server-bench-"))
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -134,7 +134,7 @@ def run(
         outputs = sorted(p.name for p in (data / "var" / "outputs").iterdir() if p.is_dir())
         return {
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-            "job_store": "postgresql" if store else "tinydb",
+            "job_store": "postgresql" if store else "sqlite",
             "server_workers": workers,
             "clients": clients,
             "jobs": jobs,
@@ -175,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=20)
     p.add_argument("--max-jobs", type=int, default=2)
     p.add_argument("--steps", type=int, default=2)
-    p.add_argument("--store", choices=("tinydb", "postgresql"), default="tinydb")
+    p.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("--load", default="", help="what else ran on the machine (recorded as is)")
     args = p.parse_args(argv)
-    if args.store == "tinydb":
+    if args.store == "sqlite":
         result = run(args.jobs, args.clients, args.max_jobs, args.steps)
         ok = bool(result["none_lost_or_duplicated"])
     else:
