@@ -35,7 +35,7 @@ from typing import Any
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG = REPO / "tests" / "server-config.yml"
+CONFIG = REPO / "tests" / "support" / "server-config.yml"
 
 
 def _free_port() -> int:

@@ -91,6 +91,7 @@ class SQLiteStore:
         self.path = Path(path).resolve()
         self.url = str(self.path)
         self._local = threading.local()
+        self._writer = threading.Lock()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
 
@@ -123,10 +124,12 @@ class SQLiteStore:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (the database's write lock taken at once)."""
+        """A write transaction (the database's write lock taken at once). This process's
+        threads queue for it on a lock of their own: SQLite's busy handler waits in sleeps of
+        up to 100 ms, which would be the latency of every request behind a busy writer."""
         conn = self._conn()
         try:
-            with _transaction(conn):
+            with self._writer, _transaction(conn):
                 yield conn
         except sqlite3.OperationalError as e:
             raise JobStoreUnavailable(f"job store {self.path}: {first_line(e)}") from e
