@@ -27,7 +27,7 @@ PROCESS_METADATA: dict[str, Any] = {
         "catalog. Progress is reported per chip batch."
     },
     "jobControlOptions": ["async-execute", "sync-execute"],
-    "outputTransmission": ["value"],
+    "outputTransmission": ["value", "reference"],
     "keywords": ["EuroSAT", "Sentinel-2", "land cover", "COG", "STAC"],
     "links": [],
     "inputs": {

@@ -53,7 +53,7 @@ PROCESS_METADATA: dict[str, Any] = {
         "metrics). Progress is reported per epoch."
     },
     "jobControlOptions": ["async-execute"],
-    "outputTransmission": ["value"],
+    "outputTransmission": ["value", "reference"],
     "keywords": ["EuroSAT", "Sentinel-2", "training", "MLflow", "STAC"],
     "links": [],
     "inputs": {

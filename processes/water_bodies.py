@@ -31,7 +31,7 @@ PROCESS_METADATA: dict[str, Any] = {
         "catalog. Progress is reported per block of rows read."
     },
     "jobControlOptions": ["async-execute", "sync-execute"],
-    "outputTransmission": ["value"],
+    "outputTransmission": ["value", "reference"],
     "keywords": ["Sentinel-2", "water", "NDWI", "Otsu", "COG", "STAC"],
     "links": [],
     "inputs": {

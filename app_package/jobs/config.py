@@ -11,6 +11,7 @@ from app_package.jobs.cwl_engine import check_engine
 from app_package.service.hrefs import HrefPolicy
 
 DEFAULT_MAX_JOBS = 2
+SYNC_WAIT_S = 60.0  # the longest a synchronous execute request is held open
 STALE_AFTER_S = 30.0  # a worker on another host is gone after this long without a heartbeat
 
 
@@ -25,6 +26,7 @@ class ManagerConfig:
     max_jobs: int  # jobs running at once over all workers
     heartbeat_timeout: float
     engine: str  # local, cwltool or toil
+    sync_wait_s: float  # longer than this, a synchronous request is answered as async (201)
     # references (inputs, callbacks) jobs may use; data roots default to the sample + outputs
     href_policy: HrefPolicy
 
@@ -33,9 +35,7 @@ class ManagerConfig:
         data_dir = Path(str(manager_def.get("data_dir") or "var"))
         connection = str(manager_def.get("connection") or "") or str(data_dir / "jobs.db")
         output_dir = Path(str(manager_def.get("output_dir") or data_dir / "outputs")).resolve()
-        policy_conf = dict(manager_def)
-        if not policy_conf.get("data_roots"):
-            policy_conf["data_roots"] = [str(SAMPLE_DIR), str(output_dir)]
+        defaults = {"the bundled sample": SAMPLE_DIR, "the job outputs": output_dir}
         return cls(
             data_dir=data_dir,
             connection=connection,
@@ -44,5 +44,6 @@ class ManagerConfig:
             max_jobs=max(1, int(manager_def.get("max_jobs", DEFAULT_MAX_JOBS))),
             heartbeat_timeout=float(manager_def.get("heartbeat_timeout") or STALE_AFTER_S),
             engine=check_engine(str(manager_def.get("engine") or "local")),
-            href_policy=HrefPolicy.from_config(policy_conf),
+            sync_wait_s=float(manager_def.get("sync_wait") or SYNC_WAIT_S),
+            href_policy=HrefPolicy.from_config(manager_def, defaults),
         )

@@ -124,6 +124,10 @@ class ChildProcessManager(BaseManager):
             raise JobResultNotFoundError(job_id) from e
         return "application/json", absolutise(doc, self.url_for(location))
 
+    def result_url(self, job: dict[str, Any]) -> str:
+        """The URL of a successful job's output catalog."""
+        return self.url_for(Path(job["location"]))
+
     def url_for(self, path: Path) -> str:
         """The HTTP URL of a file under the output folder."""
         rel = Path(path).resolve().relative_to(self.output_dir)
@@ -146,8 +150,11 @@ class ChildProcessManager(BaseManager):
         inputs: dict[str, Any],
         subscriber: dict[str, str] | None = None,
         idempotency_key: str | None = None,
+        response: str = "raw",
+        transmission: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Like `submit`, returning the new job record.
+        """Like `submit`, returning the new job record. `response` and `transmission` are how
+        its results are to be answered (kept with the job for `/jobs/{id}/results`).
 
         With an `idempotency_key` (the `Idempotency-Key` request header), a second request with
         the same key for the same process returns the first request's job instead of a new one
@@ -178,6 +185,8 @@ class ChildProcessManager(BaseManager):
                 "inputs": inputs,
                 "output": str(self.output_dir / job_id),
                 "subscriber": subscriber,
+                "response": response,
+                "transmission": dict(transmission or {}),
             },
         }
         if idempotency_key:

@@ -19,6 +19,8 @@ class JobSpec(TypedDict):
     inputs: dict[str, Any]
     output: str
     subscriber: dict[str, str] | None
+    response: NotRequired[str]  # raw | document (18-062r2 §7.11)
+    transmission: NotRequired[dict[str, str]]  # output id -> value | reference
 
 
 class JobRecord(TypedDict):

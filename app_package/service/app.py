@@ -13,6 +13,7 @@ import gc
 import json
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,19 +33,22 @@ from app_package.jobs.records import TERMINAL, status_of
 from app_package.jobs.status import status_info
 from app_package.jobs.store import JobStoreUnavailable
 from app_package.service.execute import validate_execute
+from app_package.service.joblist import paging_links, parse_job_query
 from app_package.service.ogc import (
+    APP_EXCEPTIONS,
     CONFORMANCE,
-    EXCEPTIONS,
     JOB_DISMISSED,
     JOB_FAILED,
     NO_SUCH_JOB,
     NO_SUCH_PROCESS,
     RESULT_NOT_READY,
+    UNAVAILABLE,
     OGCError,
     choose_mode,
     invalid,
     parse_prefer,
 )
+from app_package.service.results import results_answer
 from app_package.util.redact import redact
 
 logger = logging.getLogger(__name__)
@@ -99,7 +103,7 @@ class Service:
                 return self.exception(e)
             except JobStoreUnavailable as e:  # answered, not hung: clients retry
                 logger.warning("%s %s: %s", request.method, request.url.path, e)
-                resp = self.exception(OGCError(503, "about:blank", str(e)))
+                resp = self.exception(OGCError(503, UNAVAILABLE, str(e)))
                 resp.headers["Retry-After"] = "2"
                 return resp
 
@@ -151,7 +155,7 @@ class Service:
         return JSONResponse(e.document(), status_code=e.status)
 
     def error(self, status: int, kind: str, detail: str) -> Any:
-        return self.exception(OGCError(status, EXCEPTIONS + kind, detail))
+        return self.exception(OGCError(status, APP_EXCEPTIONS + kind, detail))
 
     def json(self, doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Any:
         return Response(
@@ -202,36 +206,67 @@ class Service:
             doc = json.loads(body or b"null")
         except ValueError as e:
             raise invalid(f"the request body is not valid JSON: {e}") from e
-        inputs, subscriber = await run_in_threadpool(
-            validate_execute, description, doc, self.policy
-        )
+        req = await run_in_threadpool(validate_execute, description, doc, self.policy)
         prefs = parse_prefer(request.headers.getlist("prefer"))
         mode = choose_mode(description.get("jobControlOptions", []), prefs)
+        wait_s = self._wait(prefs)
         key = request.headers.get("idempotency-key") or None  # a retry gets the same job
         if key is not None and not 1 <= len(key) <= 200:
             raise invalid("the Idempotency-Key header must be 1 to 200 characters")
-        job = await run_in_threadpool(self.manager.submit_job, pid, inputs, subscriber, key)
+        job = await run_in_threadpool(
+            self.manager.submit_job,
+            pid,
+            req.inputs,
+            req.subscriber,
+            key,
+            req.response,
+            req.transmission,
+        )
         job_id = job["identifier"]
-        location = f"{self.base_url}/jobs/{job_id}"
-        headers = {"Location": location}
+        headers = {"Location": f"{self.base_url}/jobs/{job_id}"}
         if mode == "async":
             if "respond-async" in prefs:
                 headers["Preference-Applied"] = "respond-async"
             return self.json(status_info(job, self.base_url), 201, headers)
-        wait = prefs.get("wait", "")
-        if wait.isdigit():
-            headers["Preference-Applied"] = f"wait={wait}"
+        if "wait" in prefs and wait_s < self.manager.config.sync_wait_s:
+            headers["Preference-Applied"] = f"wait={prefs['wait']}"
+        deadline = time.monotonic() + wait_s
         while True:
             job = await run_in_threadpool(self.manager.get_job, job_id)
             if status_of(job) in TERMINAL:
                 break
+            if time.monotonic() >= deadline:  # too long for one request: the job goes on
+                logger.info("job %s still running after %.0f s: answered as async", job_id, wait_s)
+                return self.json(status_info(job, self.base_url), 201, headers)
             await asyncio.sleep(0.2)
+        return await self._results(job, headers)
+
+    def _wait(self, prefs: dict[str, str]) -> float:
+        """How long a synchronous request may wait: `Prefer: wait=N`, at most the bound."""
+        bound = self.manager.config.sync_wait_s
+        if "wait" not in prefs:
+            return bound
+        wait = prefs["wait"]
+        if not wait.isdigit():
+            raise invalid(f"Prefer: wait={wait!r} must be a whole number of seconds")
+        return min(float(wait), bound)
+
+    async def _results(self, job: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+        """A finished job's results as its execute request asked, or its exception."""
         if status_of(job) is not JobStatus.successful:
             return self._failed(job, headers)
-        _, result = await run_in_threadpool(self.manager.get_job_result, job_id)
-        if doc.get("response") == "document":
-            result = {"outputs": {"catalog": result}}
-        return self.json(result, 200, headers)
+        _, catalog = await run_in_threadpool(self.manager.get_job_result, job["identifier"])
+        spec = job.get("spec") or {}
+        answer = results_answer(
+            catalog,
+            self.manager.result_url(job),
+            spec.get("response", "raw"),
+            spec.get("transmission") or {},
+        )
+        all_headers = {**(headers or {}), **answer.headers}
+        if answer.body is None:
+            return Response(status_code=answer.status, headers=all_headers)
+        return self.json(answer.body, answer.status, all_headers)
 
     def _failed(self, job: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
         if status_of(job) is JobStatus.dismissed:
@@ -246,43 +281,15 @@ class Service:
     async def jobs(self, request: Any) -> Any:
         if request.query_params.get("f") == "html":
             return Forward(self.app)
-        try:
-            limit = int(request.query_params.get("limit", 100))
-            offset = int(request.query_params.get("offset", 0))
-        except ValueError as e:
-            raise invalid("'limit' and 'offset' must be integers") from e
-        if not 1 <= limit <= 1000 or offset < 0:
-            raise invalid("'limit' must be in 1..1000 and 'offset' ≥ 0")
-        found = await run_in_threadpool(self.manager.get_jobs, None, limit, offset)
-        url = f"{self.base_url}/jobs"
-        links = [
-            {
-                "href": f"{url}?limit={limit}&offset={offset}",
-                "rel": "self",
-                "type": "application/json",
-                "title": "this list of jobs",
-            }
-        ]
-        if offset + limit < found["numberMatched"]:
-            links.append(
-                {
-                    "href": f"{url}?limit={limit}&offset={offset + limit}",
-                    "rel": "next",
-                    "type": "application/json",
-                }
-            )
-        if offset > 0:
-            links.append(
-                {
-                    "href": f"{url}?limit={limit}&offset={max(0, offset - limit)}",
-                    "rel": "prev",
-                    "type": "application/json",
-                }
-            )
+        params = {k: request.query_params.getlist(k) for k in request.query_params}
+        query = parse_job_query(params)
+        found = await run_in_threadpool(self.manager.query, query)
         return self.json(
             {
                 "jobs": [status_info(j, self.base_url) for j in found["jobs"]],
-                "links": links,
+                "links": paging_links(
+                    f"{self.base_url}/jobs", params, query, found["numberMatched"]
+                ),
                 "numberMatched": found["numberMatched"],
             }
         )
@@ -302,7 +309,4 @@ class Service:
         job = await run_in_threadpool(self._job, job_id)
         if status_of(job) not in TERMINAL:
             raise OGCError(404, RESULT_NOT_READY, f"job {job_id} is {job['status']}: poll it")
-        if status_of(job) is not JobStatus.successful:
-            return self._failed(job)
-        _, result = await run_in_threadpool(self.manager.get_job_result, job_id)
-        return self.json(result)
+        return await self._results(job)

@@ -4,20 +4,34 @@ their cardinality and schemas, references (`app_package.service.hrefs`) and the 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from app_package.service.hrefs import HrefPolicy
 from app_package.service.ogc import invalid
 
 
+@dataclass(frozen=True)
+class ExecuteRequest:
+    """An execute request as checked: plain input values, the subscriber's URLs, and how the
+    results are to be answered (18-062r2 §7.11: `response` raw or document; each output's
+    `transmissionMode` value or reference)."""
+
+    inputs: dict[str, Any]
+    subscriber: dict[str, str] | None = None
+    response: str = "raw"
+    transmission: dict[str, str] = field(default_factory=dict)  # output id -> value | reference
+
+
 def validate_execute(
     description: Mapping[str, Any], body: Any, policy: HrefPolicy
-) -> tuple[dict[str, Any], dict[str, str] | None]:
+) -> ExecuteRequest:
     """Check an execute request against a process description before any job exists.
 
-    Returns (inputs as plain values, subscriber URLs or None). Inline values, qualified values
-    (`{"value": …}`) and references (`{"href": …}`) are accepted; references and inputs declared
-    with `"format": "uri-reference"` must pass `policy`. Raises a 400 `OGCError` naming the input.
+    Inline values, qualified values (`{"value": …}`) and references (`{"href": …}`) are
+    accepted; references and inputs declared with `"format": "uri-reference"` must pass
+    `policy`; requested outputs must be the process's, in a transmission mode it offers. Raises
+    a 400 `OGCError` naming the input.
     """
     from jsonschema import Draft202012Validator
 
@@ -68,7 +82,35 @@ def validate_execute(
     response = body.get("response", "raw")
     if response not in ("raw", "document"):
         raise invalid(f"'response' must be 'raw' or 'document', not {response!r}")
-    return values, urls
+    return ExecuteRequest(values, urls, response, _transmission(description, body))
+
+
+def _transmission(description: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, str]:
+    """The transmission mode of each requested output (default: value)."""
+    outputs = body.get("outputs")
+    if outputs is None:
+        return {}
+    if not isinstance(outputs, dict):
+        raise invalid("'outputs' must be a JSON object mapping output ids to their options")
+    declared = description.get("outputs", {})
+    offered = description.get("outputTransmission", ["value"])
+    modes: dict[str, str] = {}
+    for name, options in outputs.items():
+        if name not in declared:
+            raise invalid(
+                f"unknown output {name!r} for process '{description.get('id')}'; outputs: "
+                f"{', '.join(sorted(declared))}"
+            )
+        if not isinstance(options, dict):
+            raise invalid(f"output {name!r}: options must be a JSON object")
+        mode = options.get("transmissionMode", "value")
+        if mode not in offered:
+            raise invalid(
+                f"output {name!r}: transmissionMode {mode!r} is not offered; use one of "
+                f"{', '.join(offered)}"
+            )
+        modes[name] = str(mode)
+    return modes
 
 
 def _one_value(name: str, given: Any, schema: Mapping[str, Any], policy: HrefPolicy, V: Any) -> Any:

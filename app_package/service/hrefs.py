@@ -20,15 +20,26 @@ class HrefPolicy:
     """Which references a job may read: schemes, local folders and network ranges."""
 
     data_roots: tuple[Path, ...] = ()
+    # what each data root is, for messages: a refusal names roots by role, never by path (the
+    # server's folders are nobody else's business)
+    root_roles: tuple[str, ...] = ()
     schemes: frozenset[str] = frozenset({"file", "http", "https", "models", "runs"})
     allow_private: bool = False
     allowed_hosts: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
-    def from_config(cls, conf: Mapping[str, Any]) -> HrefPolicy:
+    def from_config(
+        cls, conf: Mapping[str, Any], defaults: Mapping[str, Path] | None = None
+    ) -> HrefPolicy:
+        """The policy of a manager configuration; without `data_roots` there, the `defaults`
+        ({role: folder}) are the roots."""
         roots = conf.get("data_roots") or []
         if isinstance(roots, str):
             roots = [r for r in roots.split(os.pathsep) if r]
+        if roots:
+            roles = [f"data root {i + 1} of APP_PACKAGE_DATA_ROOTS" for i in range(len(roots))]
+        else:
+            roles, roots = list((defaults or {}).keys()), list((defaults or {}).values())
         schemes = conf.get("href_schemes") or ["file", "http", "https", "models", "runs"]
         if isinstance(schemes, str):
             schemes = [s.strip() for s in schemes.split(",") if s.strip()]
@@ -37,6 +48,7 @@ class HrefPolicy:
             hosts = [h.strip() for h in hosts.split(",") if h.strip()]
         return cls(
             data_roots=tuple(Path(os.path.realpath(r)) for r in roots),
+            root_roles=tuple(roles),
             schemes=frozenset(s.lower() for s in schemes),
             allow_private=bool(conf.get("allow_private_hosts", False)),
             allowed_hosts=frozenset(h.lower() for h in hosts),
@@ -69,10 +81,13 @@ class HrefPolicy:
         for root in self.data_roots:
             if real == root or real.is_relative_to(root):
                 return ref
-        roots = ", ".join(str(r) for r in self.data_roots) or "(none configured)"
+        roles = list(self.root_roles) + [
+            f"data root {i + 1}" for i in range(len(self.root_roles), len(self.data_roots))
+        ]
         raise invalid(
-            f"input '{name}': {ref!r} is outside the allowed data folders ({roots}); put the "
-            "data under one of them or add its folder to APP_PACKAGE_DATA_ROOTS"
+            f"input '{name}': {ref!r} is outside the allowed data folders "
+            f"({', '.join(roles) or 'none configured'}); put the data under one of them or add "
+            "its folder to APP_PACKAGE_DATA_ROOTS"
         )
 
     def check_url(self, name: str, url: str) -> str:

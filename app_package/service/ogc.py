@@ -13,15 +13,32 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-EXCEPTIONS = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
-NO_SUCH_PROCESS = EXCEPTIONS + "no-such-process"
-NO_SUCH_JOB = EXCEPTIONS + "no-such-job"
-RESULT_NOT_READY = EXCEPTIONS + "result-not-ready"
-# Part 1 names no type for a bad execute request; this follows the same pattern (HTTP 400).
-INVALID_INPUT = EXCEPTIONS + "invalid-input"
-PAYLOAD_TOO_LARGE = EXCEPTIONS + "payload-too-large"
-JOB_FAILED = EXCEPTIONS + "job-failed"
-JOB_DISMISSED = EXCEPTIONS + "job-dismissed"
+# the exception types OGC API – Processes Part 1 (18-062r2 §7.5) defines, in its namespace
+OGC_EXCEPTIONS = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
+NO_SUCH_PROCESS = OGC_EXCEPTIONS + "no-such-process"
+NO_SUCH_JOB = OGC_EXCEPTIONS + "no-such-job"
+RESULT_NOT_READY = OGC_EXCEPTIONS + "result-not-ready"
+# the project's own types, for cases Part 1 names no type for (listed in the README)
+APP_EXCEPTIONS = "urn:app-package:exception:"
+INVALID_INPUT = APP_EXCEPTIONS + "invalid-input"  # an execute request that does not fit
+INVALID_PARAMETER = APP_EXCEPTIONS + "invalid-parameter"  # a bad query parameter
+PAYLOAD_TOO_LARGE = APP_EXCEPTIONS + "payload-too-large"
+JOB_FAILED = APP_EXCEPTIONS + "job-failed"
+JOB_DISMISSED = APP_EXCEPTIONS + "job-dismissed"
+NOT_FOUND = APP_EXCEPTIONS + "not-found"  # no such output file
+UNAVAILABLE = APP_EXCEPTIONS + "unavailable"  # the job store cannot be reached: retry
+TITLES = {
+    NO_SUCH_PROCESS: "No such process",
+    NO_SUCH_JOB: "No such job",
+    RESULT_NOT_READY: "Result not ready",
+    INVALID_INPUT: "Invalid input",
+    INVALID_PARAMETER: "Invalid parameter",
+    PAYLOAD_TOO_LARGE: "Payload too large",
+    JOB_FAILED: "Job failed",
+    JOB_DISMISSED: "Job dismissed",
+    NOT_FOUND: "Not found",
+    UNAVAILABLE: "Service unavailable",
+}
 
 CONF = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
 CONFORMANCE = [
@@ -47,7 +64,7 @@ class OGCError(Exception):
     def document(self) -> dict[str, Any]:
         return {
             "type": self.type,
-            "title": HTTPStatus(self.status).phrase,
+            "title": TITLES.get(self.type) or HTTPStatus(self.status).phrase,
             "status": self.status,
             "detail": self.detail,
         }
@@ -56,6 +73,11 @@ class OGCError(Exception):
 def invalid(detail: str) -> OGCError:
     """A 400 for a bad execute request."""
     return OGCError(400, INVALID_INPUT, detail)
+
+
+def bad_parameter(name: str, detail: str) -> OGCError:
+    """A 400 for a bad query parameter, naming it."""
+    return OGCError(400, INVALID_PARAMETER, f"query parameter '{name}': {detail}")
 
 
 # ---------------------------------------------------------------- Prefer (RFC 7240)

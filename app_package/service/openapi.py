@@ -35,6 +35,49 @@ EXECUTE_SCHEMA = {
 }
 
 
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+        "style": "form",
+        "explode": False,
+    }
+
+
+# the job-list class's parameters (18-062r2 §11), and `offset` for paging
+JOB_LIST_PARAMETERS = [
+    _query(
+        "type", {"type": "array", "items": {"type": "string", "enum": ["process"]}}, "job types"
+    ),
+    _query("processID", {"type": "array", "items": {"type": "string"}}, "process ids"),
+    _query(
+        "status",
+        {
+            "type": "array",
+            "items": {
+                "type": "string",
+                "enum": ["accepted", "running", "successful", "failed", "dismissed"],
+            },
+        },
+        "job statuses",
+    ),
+    _query(
+        "datetime",
+        {"type": "string"},
+        "creation time: an RFC 3339 instant or an interval start/end ('..' open)",
+    ),
+    _query("minDuration", {"type": "integer", "minimum": 0}, "seconds run at least"),
+    _query("maxDuration", {"type": "integer", "minimum": 0}, "seconds run at most"),
+    _query(
+        "limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "jobs per page"
+    ),
+    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "jobs to skip"),
+]
+
+
 def _inline_remote_refs(node: Any, key: str = "") -> Any:
     """Replace $refs to schemas.opengis.net (unreachable offline) by inline equivalents."""
     if isinstance(node, list):
@@ -69,19 +112,6 @@ def patch_openapi(oas: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
                 "404": exc,
             }
         if path == "/jobs":
-            ops["get"]["parameters"] = [
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                },
-                {
-                    "name": "offset",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "integer", "minimum": 0},
-                },
-            ]
+            ops["get"]["parameters"] = JOB_LIST_PARAMETERS
             ops["get"]["responses"]["400"] = exc
     return oas

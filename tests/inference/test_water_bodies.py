@@ -384,7 +384,7 @@ def test_process_description_and_example() -> None:
         Draft202012Validator.check_schema(spec["schema"])
     for spec in P["inputs"].values():
         assert "minOccurs" in spec and "maxOccurs" in spec
-    values, _ = validate_execute(P, P["example"], HrefPolicy())
+    values = validate_execute(P, P["example"], HrefPolicy()).inputs
     assert values == P["example"]["inputs"]
     with pytest.raises(Exception, match="aoi"):
         validate_execute(P, {"inputs": {"aoi": [1, 2, 3]}}, HrefPolicy())

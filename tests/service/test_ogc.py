@@ -56,6 +56,21 @@ def test_href_policy_paths(tmp_path: Path) -> None:
         assert "input 'x'" in e.value.detail
 
 
+def test_a_refusal_names_the_data_roots_by_role_not_by_path(tmp_path: Path) -> None:
+    """The server's folders are not told to clients: roots are named by what they are."""
+    sample, outputs = tmp_path / "sample", tmp_path / "outputs"
+    policy = HrefPolicy.from_config({}, {"the bundled sample": sample, "the job outputs": outputs})
+    with pytest.raises(OGCError) as e:
+        policy.check("product", "/etc/passwd")
+    assert "(the bundled sample, the job outputs)" in e.value.detail
+    assert str(tmp_path) not in e.value.detail
+    configured = HrefPolicy.from_config({"data_roots": f"{sample}:{outputs}"})
+    with pytest.raises(OGCError) as e:
+        configured.check("product", "/etc/passwd")
+    assert "data root 2 of APP_PACKAGE_DATA_ROOTS" in e.value.detail
+    assert str(tmp_path) not in e.value.detail and "/etc/passwd" in e.value.detail
+
+
 def test_href_policy_hosts() -> None:
     policy = HrefPolicy()
     for bad in ("http://127.0.0.1/", "http://10.1.2.3/", "http://[::1]:8080/", "http://0.0.0.0/",

@@ -24,7 +24,14 @@ from jsonschema import Draft202012Validator
 
 from app_package import __version__
 from app_package.jobs.child import JOB_NICENESS
-from app_package.service.ogc import NO_SUCH_JOB, NO_SUCH_PROCESS, RESULT_NOT_READY
+from app_package.service.ogc import (
+    INVALID_INPUT,
+    INVALID_PARAMETER,
+    JOB_FAILED,
+    NO_SUCH_JOB,
+    NO_SUCH_PROCESS,
+    RESULT_NOT_READY,
+)
 from tests.conftest import REPO
 from tests.support.server import (
     Server,
@@ -154,7 +161,8 @@ def test_bad_inputs_answer_400_naming_the_input(server: Server, inputs: Any, nee
     r = server.execute("sleep", inputs)
     assert r.status_code == 400, r.text
     assert needle in r.json()["detail"], r.json()
-    assert r.json()["type"].startswith("http://www.opengis.net/def/exceptions/")
+    doc = r.json()
+    assert doc["type"] == INVALID_INPUT and doc["title"] == "Invalid input" and doc["status"] == 400
     assert server.get("/jobs").json()["numberMatched"] == before  # no job was created
 
 
@@ -232,14 +240,64 @@ def test_async_execute_progress_and_browsable_results(server: Server) -> None:
     assert any(job in link["href"] for link in stac.json()["links"])
 
 
-def test_sync_execute_returns_the_catalog(server: Server) -> None:
+def test_results_answer_as_the_execute_request_asked(server: Server) -> None:
+    """18-062r2 §7.11, sync and async alike: raw (the default) is the catalog itself; document
+    is a results document (the catalog as a qualified value, or a link when the request asked
+    for transmissionMode reference); raw + reference is 204 with a Link header."""
     r = server.execute("sleep", {"steps": 1}, prefer=None)
     assert r.status_code == 200, r.text
     assert r.json()["type"] == "Catalog"
     assert "Preference-Applied" not in r.headers
     r = server.execute("sleep", {"steps": 1}, prefer="wait=10", response="document")
-    assert r.status_code == 200 and r.json()["outputs"]["catalog"]["type"] == "Catalog"
-    assert r.headers["Preference-Applied"] == "wait=10"
+    assert r.status_code == 200 and r.headers["Preference-Applied"] == "wait=10"
+    doc = r.json()
+    assert_valid(doc, "results.yaml")
+    assert set(doc) == {"catalog"} and doc["catalog"]["mediaType"] == "application/json"
+    assert doc["catalog"]["value"]["type"] == "Catalog"
+    ref = {"catalog": {"transmissionMode": "reference"}}
+    r = server.execute("sleep", {"steps": 1}, prefer=None, response="document", outputs=ref)
+    link = r.json()["catalog"]
+    assert_valid(r.json(), "results.yaml")
+    assert requests.get(link["href"], timeout=10).json()["type"] == "Catalog"
+    r = server.execute("sleep", {"steps": 1}, prefer=None, outputs=ref)
+    assert r.status_code == 204 and r.content == b""
+    assert r.headers["Link"].startswith("<http") and 'rel="catalog"' in r.headers["Link"]
+    bad = server.execute("sleep", {"steps": 1}, outputs={"nope": {}})
+    assert bad.status_code == 400 and "unknown output 'nope'" in bad.json()["detail"]
+    # async: /results answers as the execute request asked
+    for response, check in (
+        ("raw", lambda d: d["type"] == "Catalog"),
+        ("document", lambda d: d["catalog"]["value"]["type"] == "Catalog"),
+    ):
+        job = server.submit_with("sleep", {"steps": 1}, response=response)
+        server.wait(job, ("successful",))
+        got = server.get(f"/jobs/{job}/results")
+        assert got.status_code == 200 and check(got.json()), got.text
+    # a failed job's results are its exception
+    job = server.submit_with("sleep", {"steps": 1, "fail": "on purpose"})
+    server.wait(job, ("failed",))
+    failed = server.get(f"/jobs/{job}/results")
+    assert failed.status_code == 400 and failed.json()["type"] == JOB_FAILED
+    assert failed.json()["detail"] == "on purpose"
+    assert_valid(failed.json(), "exception.yaml")
+
+
+def test_a_synchronous_wait_is_bounded(tmp_path: Path) -> None:
+    """`Prefer: wait=N` is honoured up to the server's bound; a job still running then is
+    answered as async (201 + Location + statusInfo) and goes on."""
+    srv = Server(tmp_path / "var", extra_env={"APP_PACKAGE_SYNC_WAIT": "1"}).start()
+    try:
+        r = srv.execute("sleep", {"steps": 10, "seconds": 0.5}, prefer="wait=30")
+        assert r.status_code == 201, r.text
+        assert r.headers["Location"].endswith(r.json()["jobID"])
+        assert "Preference-Applied" not in r.headers  # 30 s was not what it got
+        assert srv.wait(r.json()["jobID"], ("successful",), timeout=60)["status"] == "successful"
+        quick = srv.execute("sleep", {"steps": 1, "seconds": 0.01}, prefer=None)
+        assert quick.status_code == 200
+        bad = srv.execute("sleep", {"steps": 1}, prefer="wait=soon")
+        assert bad.status_code == 400 and "wait" in bad.json()["detail"]
+    finally:
+        srv.stop()
 
 
 def test_async_only_process_is_async_even_without_prefer(server: Server) -> None:
@@ -316,6 +374,59 @@ def test_job_list_links_and_paging(server: Server) -> None:
     page2 = requests.get(nxt, timeout=10).json()
     assert {j["jobID"] for j in page2["jobs"]}.isdisjoint({j["jobID"] for j in page["jobs"]})
     assert server.get("/jobs", params={"limit": "x"}).status_code == 400
+
+
+def test_job_list_filters(tmp_path: Path) -> None:
+    """Every filter of the job-list class, each kept in the paging links; bad values are 400s
+    that name the parameter."""
+    srv = Server(tmp_path / "var").start()
+    try:
+        ok = [srv.submit("sleep", {"steps": 1}) for _ in range(3)]
+        failed = srv.submit("sleep", {"steps": 1, "fail": "no"})
+        slow = srv.submit("sleep", {"steps": 2, "seconds": 1.2})
+        for job in ok:
+            srv.wait(job, ("successful",))
+        srv.wait(failed, ("failed",))
+        srv.wait(slow, ("successful",), timeout=60)
+        mid = srv.status(ok[1])["created"]
+
+        def ids(**params: Any) -> list[str]:
+            doc = srv.get("/jobs", params=params).json()
+            assert_valid(doc, "jobList.yaml")
+            assert doc["numberMatched"] >= len(doc["jobs"])
+            return [j["jobID"] for j in doc["jobs"]]
+
+        assert ids(status="failed") == [failed]
+        assert set(ids(status="successful,failed")) == {*ok, failed, slow}
+        assert set(ids(status=["successful", "failed"])) == {*ok, failed, slow}  # repeated
+        assert set(ids(processID="sleep")) == {*ok, failed, slow}
+        assert ids(processID="eurosat-training") == []
+        assert set(ids(type="process")) == {*ok, failed, slow}
+        assert ids(minDuration=2) == [slow]
+        assert slow not in ids(maxDuration=1)
+        created = {j: srv.status(j)["created"] for j in [*ok, failed, slow]}
+        assert set(ids(datetime=f"{mid}/..")) == {j for j, c in created.items() if c >= mid}
+        assert set(ids(datetime=f"../{mid}")) == {j for j, c in created.items() if c <= mid}
+        assert ids(datetime=mid) == [ok[1]]
+        page = srv.get("/jobs", params={"status": "successful", "limit": 2}).json()
+        nxt = next(lk["href"] for lk in page["links"] if lk["rel"] == "next")
+        assert "status=successful" in nxt
+        rest = requests.get(nxt, timeout=10).json()
+        assert {j["status"] for j in rest["jobs"]} == {"successful"} and len(rest["jobs"]) == 2
+        prev = next(lk["href"] for lk in rest["links"] if lk["rel"] == "prev")
+        assert [j["jobID"] for j in requests.get(prev, timeout=10).json()["jobs"]] == [
+            j["jobID"] for j in page["jobs"]]  # fmt: skip
+        for params, name in (({"status": "done"}, "status"), ({"limit": "-1"}, "limit"),
+                             ({"limit": "0"}, "limit"), ({"datetime": "yesterday"}, "datetime"),
+                             ({"datetime": "2026-02-01T00:00:00Z/2026-01-01T00:00:00Z"},
+                              "datetime"), ({"minDuration": "x"}, "minDuration"),
+                             ({"type": "batch"}, "type")):  # fmt: skip
+            r = srv.get("/jobs", params=params)
+            assert r.status_code == 400, (params, r.text)
+            assert f"query parameter '{name}'" in r.json()["detail"]
+            assert r.json()["type"] == INVALID_PARAMETER
+    finally:
+        srv.stop()
 
 
 def test_concurrency_limit_queues_and_loses_nothing(server: Server) -> None:

@@ -21,7 +21,7 @@ PROCESS_METADATA: dict[str, Any] = {
     "title": {"en": "Sleep"},
     "description": {"en": "Sleeps `steps` × `seconds`, reporting progress; writes a STAC catalog."},
     "jobControlOptions": ["async-execute", "sync-execute"],
-    "outputTransmission": ["value"],
+    "outputTransmission": ["value", "reference"],
     "keywords": ["test"],
     "links": [],
     "inputs": {
