@@ -12,6 +12,7 @@ from app_package.service.hrefs import HrefPolicy
 
 DEFAULT_MAX_JOBS = 2
 SYNC_WAIT_S = 60.0  # the longest a synchronous execute request is held open
+MIN_FREE_DISK_BYTES = 1 << 30  # /health warns below this much free space for job outputs
 STALE_AFTER_S = 30.0  # a worker on another host is gone after this long without a heartbeat
 
 
@@ -27,6 +28,7 @@ class ManagerConfig:
     heartbeat_timeout: float
     engine: str  # local, cwltool or toil
     sync_wait_s: float  # longer than this, a synchronous request is answered as async (201)
+    min_free_disk: int  # bytes free in the output folder below which /health warns
     # references (inputs, callbacks) jobs may use; data roots default to the sample + outputs
     href_policy: HrefPolicy
 
@@ -45,5 +47,6 @@ class ManagerConfig:
             heartbeat_timeout=float(manager_def.get("heartbeat_timeout") or STALE_AFTER_S),
             engine=check_engine(str(manager_def.get("engine") or "local")),
             sync_wait_s=float(manager_def.get("sync_wait") or SYNC_WAIT_S),
+            min_free_disk=int(manager_def.get("min_free_disk") or MIN_FREE_DISK_BYTES),
             href_policy=HrefPolicy.from_config(manager_def, defaults),
         )

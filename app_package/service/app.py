@@ -28,10 +28,13 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app_package import __version__
 from app_package.jobs.manager import ChildProcessManager
+from app_package.jobs.processor import tracking_uri
 from app_package.jobs.records import TERMINAL, status_of
 from app_package.jobs.status import status_info
-from app_package.jobs.store import JobStoreUnavailable
+from app_package.jobs.store import JobQuery, JobStoreUnavailable
+from app_package.service import health
 from app_package.service.execute import validate_execute
 from app_package.service.joblist import paging_links, parse_job_query
 from app_package.service.ogc import (
@@ -54,6 +57,7 @@ from app_package.util.redact import redact
 logger = logging.getLogger(__name__)
 
 Endpoint = Callable[..., Awaitable[Response]]
+RUNNING = frozenset({JobStatus.running.value})
 
 
 class Forward(Response):
@@ -75,6 +79,15 @@ class Service:
         self.manager: ChildProcessManager = api.manager
         self.base_url = str(api.base_url).rstrip("/")
         self.policy = self.manager.config.href_policy
+        # the MLflow store the processes track into (the first that names one)
+        self.tracking_uri = next(
+            (
+                tracking_uri(r["processor"])
+                for r in self.manager.processes.values()
+                if "tracking_uri" in r["processor"]
+            ),
+            tracking_uri({"data_dir": str(self.manager.config.data_dir)}),
+        )
         self.max_body = max_body
         self._descriptions: dict[str, dict[str, Any]] = {}
         self.outputs = StaticFiles(directory=self.manager.output_dir, check_dir=False)
@@ -87,6 +100,7 @@ class Service:
                 *self._route("/jobs/{job_id}", self.dismiss, "DELETE"),
                 *self._route("/jobs/{job_id}/results", self.results, "GET"),
                 *self._route("/conformance", self.conformance, "GET"),
+                *self._route("/health", self.health, "GET"),
                 Mount("/outputs", app=self.serve_output),
                 Mount("", app=pygeoapi_app),  # everything else, and other methods
             ],
@@ -186,6 +200,31 @@ class Service:
         return meta
 
     # ------------------------------------------------------------ handlers
+    async def health(self, request: Any) -> Any:
+        """The API health check (`service.health`): store, MLflow, disk, job slots."""
+        status, doc = await run_in_threadpool(self._health)
+        return Response(
+            orjson.dumps(doc),
+            status_code=status,
+            media_type=health.MEDIA_TYPE,
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    def _health(self) -> tuple[int, dict[str, Any]]:
+        store, running = health.timed(
+            "jobStore:responseTime",
+            lambda: self.manager.query(JobQuery(statuses=RUNNING, limit=0))["numberMatched"],
+        )
+        checks = [
+            store,
+            health.mlflow_check(self.tracking_uri),
+            health.disk_check(self.manager.output_dir, self.manager.config.min_free_disk),
+            health.slots_check(
+                running if isinstance(running, int) else None, self.manager.max_jobs
+            ),
+        ]
+        return health.report(checks, __version__)
+
     async def describe(self, request: Any, pid: str) -> Any:
         self._process(pid)
         return Forward(self.app)  # known: pygeoapi describes it

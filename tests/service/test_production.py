@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import requests
+from eoap_api_health_check import UnhealthyResponse
 
 from tests.conftest import REPO
 from tests.support.pgserve import PostgresMissing, PostgresServer
@@ -241,6 +242,12 @@ def test_postgres_restart_is_answered_with_503_then_recovered(
                           json={"inputs": {"steps": 1}}, timeout=15,
                           headers={"Prefer": "respond-async"})  # fmt: skip
         assert r.status_code == 503
+        health = requests.get(f"{srv.url}/health", timeout=15)  # the store down: fail, 503
+        assert health.status_code == 503
+        assert health.headers["content-type"].startswith("application/health+json")
+        doc = UnhealthyResponse.model_validate(health.json())  # EOEPCA's model of the contract
+        assert doc.checks is not None and doc.checks["jobStore:responseTime"][0].status.value == (
+            "fail")  # fmt: skip
         time.sleep(1)
     finally:
         pg.start()

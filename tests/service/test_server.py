@@ -282,6 +282,31 @@ def test_results_answer_as_the_execute_request_asked(server: Server) -> None:
     assert_valid(failed.json(), "exception.yaml")
 
 
+def test_health_in_the_api_health_check_format(server: Server, tmp_path: Path) -> None:
+    """GET /health: application/health+json as EOAP's eoap-api-health-check models it; pass
+    on a healthy server, warn (still 200) when the output folder is short of space."""
+    from eoap_api_health_check import HealthyResponse, WarnResponse
+
+    r = server.get("/health")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/health+json")
+    doc = HealthyResponse.model_validate(r.json())
+    assert doc.status.value == "pass" and doc.checks is not None
+    assert set(doc.checks) == {"jobStore:responseTime", "mlflow:responseTime",
+                               "outputs:freeSpace", "jobs:freeSlots"}  # fmt: skip
+    assert all(c[0].status.value == "pass" for c in doc.checks.values())
+    assert doc.checks["jobs:freeSlots"][0].observed_value == server.max_jobs
+    low = Server(tmp_path / "var", extra_env={"APP_PACKAGE_MIN_FREE_DISK": str(1 << 60)}).start()
+    try:
+        r = low.get("/health")
+        assert r.status_code == 200
+        warn = WarnResponse.model_validate(r.json())
+        assert warn.status == "warn" and "MiB free for job outputs" in (warn.output or "")
+        assert warn.checks is not None and warn.checks["outputs:freeSpace"][0].status == "warn"
+    finally:
+        low.stop()
+
+
 def test_a_synchronous_wait_is_bounded(tmp_path: Path) -> None:
     """`Prefer: wait=N` is honoured up to the server's bound; a job still running then is
     answered as async (201 + Location + statusInfo) and goes on."""
