@@ -25,6 +25,20 @@ $graph:
       (0 not water, 1 water, 255 nodata).
     requirements:
       ScatterFeatureRequirement: {}
+      SchemaDefRequirement: &bbox
+        types:
+          - name: "#BBox"
+            type: record
+            doc: An OGC bounding box (OGC API - Processes bbox.yaml), 2D.
+            fields:
+              bbox:
+                type: double[]
+                doc: minx, miny, maxx, maxy
+                inputBinding: {prefix: --aoi=, separate: false, itemSeparator: ","}
+              crs:
+                type: string?
+                doc: A CRS URI (default CRS84, longitude and latitude)
+                inputBinding: {prefix: --aoi-crs}
     inputs:
       items:
         type: Directory[]
@@ -34,15 +48,12 @@ $graph:
           (its item with the green B03 and near-infrared B08 assets, found by name). One water
           mask per product.
       aoi:
-        type: double[]?
+        type: BBox?
         label: Area of interest
         doc: >-
-          Bounding box minx, miny, maxx, maxy in aoi_crs; only the pixels it touches are mapped
-          and used for the threshold. Default the whole product.
-      aoi_crs:
-        type: string?
-        label: AOI CRS
-        doc: The CRS of aoi, e.g. EPSG:4326 (longitude, latitude). Default EPSG:4326.
+          An OGC bounding box (the ogc-bbox input of the server's process): bbox minx, miny,
+          maxx, maxy in crs, a CRS URI (default CRS84, longitude and latitude). Only the pixels
+          it touches are mapped and used for the threshold. Default the whole product.
     outputs:
       catalog:
         type: Directory
@@ -58,7 +69,6 @@ $graph:
         in:
           item: items
           aoi: aoi
-          aoi_crs: aoi_crs
         out: [catalog]
       merge:
         label: Link the product catalogs
@@ -74,6 +84,7 @@ $graph:
     label: app-package water-bodies
     doc: Maps the inputs onto `app-package water-bodies`; writes the product's catalog to ./catalog.
     requirements:
+      SchemaDefRequirement: *bbox
       ResourceRequirement:
         coresMin: 1
         coresMax: 2
@@ -93,11 +104,10 @@ $graph:
         doc: Folder holding the product's STAC catalog.json.
         inputBinding: {position: 1}
       aoi:
-        type: double[]?
+        type: BBox?
         label: Area of interest
-        doc: minx, miny, maxx, maxy in aoi_crs (passed as --aoi=minx,miny,maxx,maxy).
-        inputBinding: {prefix: --aoi=, separate: false, itemSeparator: ","}
-      aoi_crs: {type: "string?", label: AOI CRS, doc: The CRS of aoi., inputBinding: {prefix: --aoi-crs}}
+        doc: The OGC bounding box, passed as --aoi=minx,miny,maxx,maxy and --aoi-crs CRS.
+        inputBinding: {}
     outputs:
       catalog:
         type: Directory

@@ -11,7 +11,8 @@ from typing import Any
 
 from app_package import __version__
 from app_package.defaults import SAMPLE_PRODUCT, WATER_BODIES_PROCESS
-from app_package.inference.water_bodies import DEFAULT_AOI_CRS, water_bodies
+from app_package.eo.bbox import CRS84, from_ogc_bbox
+from app_package.inference.water_bodies import water_bodies
 from app_package.jobs.processor import JobProcessor
 from app_package.util.progress import ProgressCallback
 
@@ -47,22 +48,24 @@ PROCESS_METADATA: dict[str, Any] = {
         },
         "aoi": {
             "title": "Area of interest",
-            "description": "Bounding box [minx, miny, maxx, maxy] in aoi_crs; only the pixels "
-            "it touches are mapped (and used for the threshold). Default: the whole product.",
+            "description": "An OGC bounding box: bbox [minx, miny, maxx, maxy] (or 6 numbers, "
+            "with heights) in crs, a CRS URI (default CRS84, longitude and latitude; e.g. "
+            "http://www.opengis.net/def/crs/EPSG/0/32633 for the product's UTM zone). Only the "
+            "pixels it touches are mapped (and used for the threshold). Default: the whole "
+            "product.",
             "schema": {
-                "type": "array",
-                "items": {"type": "number"},
-                "minItems": 4,
-                "maxItems": 4,
+                "type": "object",
+                "format": "ogc-bbox",
+                "required": ["bbox"],
+                "properties": {
+                    "bbox": {
+                        "type": "array",
+                        "oneOf": [{"minItems": 4, "maxItems": 4}, {"minItems": 6, "maxItems": 6}],
+                        "items": {"type": "number"},
+                    },
+                    "crs": {"type": "string", "format": "uri", "default": CRS84},
+                },
             },
-            "minOccurs": 0,
-            "maxOccurs": 1,
-        },
-        "aoi_crs": {
-            "title": "AOI CRS",
-            "description": "The CRS of aoi, e.g. EPSG:4326 (longitude, latitude) or the "
-            "product's UTM zone EPSG:326xx.",
-            "schema": {"type": "string", "minLength": 1, "default": DEFAULT_AOI_CRS},
             "minOccurs": 0,
             "maxOccurs": 1,
         },
@@ -81,7 +84,7 @@ PROCESS_METADATA: dict[str, Any] = {
             },
         }
     },
-    "example": {"inputs": {"aoi": [12.55, 52.46, 12.65, 52.5], "aoi_crs": "EPSG:4326"}},
+    "example": {"inputs": {"aoi": {"bbox": [12.55, 52.46, 12.65, 52.5], "crs": CRS84}}},
 }
 
 
@@ -93,10 +96,11 @@ class WaterBodiesProcessor(JobProcessor):
 
     def run(self, inputs: dict[str, Any], output: Path, progress: ProgressCallback) -> Path:
         items = inputs.get("items", [str(SAMPLE_PRODUCT)])
+        aoi, crs = from_ogc_bbox(inputs["aoi"]) if "aoi" in inputs else (None, CRS84)
         return water_bodies(
             [items] if isinstance(items, str) else [str(i) for i in items],
             output,
-            aoi=inputs.get("aoi"),
-            aoi_crs=str(inputs.get("aoi_crs", DEFAULT_AOI_CRS)),
+            aoi=aoi,
+            aoi_crs=crs,
             progress=progress,
         )

@@ -86,7 +86,8 @@ def _add_water_bodies(sub: Any) -> None:
 
 
 def _run_water_bodies(args: argparse.Namespace) -> int:
-    from app_package.inference.water_bodies import parse_aoi, water_bodies
+    from app_package.eo.bbox import parse_aoi
+    from app_package.inference.water_bodies import water_bodies
 
     aoi = parse_aoi(args.aoi) if args.aoi is not None else None
     with progress_bar("water-bodies") as progress:

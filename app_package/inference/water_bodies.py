@@ -23,6 +23,7 @@ from affine import Affine
 
 from app_package import __version__
 from app_package.eo.bands import band
+from app_package.eo.bbox import DEFAULT_AOI_CRS, Bounds, check_aoi, parse_crs
 from app_package.eo.sentinel2 import GRID_RESOLUTION_M, BandSource, Product, open_product
 from app_package.errors import DataError, InputError
 from app_package.inference.items import (
@@ -58,7 +59,6 @@ logger = logging.getLogger(__name__)
 GREEN: Final[str] = band("green").name  # B03, 10 m
 NIR: Final[str] = band("nir").name  # B08, 10 m
 NDWI_BANDS: Final[tuple[str, str]] = (GREEN, NIR)
-DEFAULT_AOI_CRS: Final[str] = "EPSG:4326"
 STRIP_ROWS: Final[int] = 1024  # rows read at once (about one JPEG2000 tile of a 10 m band)
 
 CATALOG: Final[str] = "catalog.json"
@@ -68,56 +68,6 @@ WATER_CLASSES: Final[tuple[MapClass, ...]] = (
     MapClass(NOT_WATER, "not_water", "Not water (NDWI below the threshold)", (224, 224, 224)),
     MapClass(WATER, "water", "Water (NDWI at or above the threshold)", (13, 71, 161)),
 )
-
-Bounds = tuple[float, float, float, float]
-
-
-# ---------------------------------------------------------------- area of interest
-def parse_aoi(text: str) -> Bounds:
-    """'minx,miny,maxx,maxy' → four floats; InputError naming the value otherwise."""
-    parts = [p.strip() for p in text.split(",")]
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        raise InputError(
-            f"AOI {text!r} is not four numbers: give minx,miny,maxx,maxy, e.g. "
-            "12.55,52.46,12.65,52.50 (in the AOI's CRS, default EPSG:4326 lon/lat)",
-            field="aoi",
-        ) from None
-    return check_aoi(values)
-
-
-def check_aoi(values: Sequence[float]) -> Bounds:
-    """Four finite numbers with min < max on both axes, as a tuple; InputError otherwise."""
-    vals = list(values)
-    if len(vals) != 4:
-        raise InputError(
-            f"AOI {vals} has {len(vals)} value(s): give four, minx,miny,maxx,maxy "
-            "(e.g. 12.55,52.46,12.65,52.50 in EPSG:4326)"
-        )
-    try:
-        minx, miny, maxx, maxy = (float(v) for v in vals)
-    except (TypeError, ValueError):
-        raise InputError(f"AOI {vals} must be four numbers: minx,miny,maxx,maxy") from None
-    if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):
-        raise InputError(f"AOI {vals} must be finite numbers")
-    if minx >= maxx or miny >= maxy:
-        raise InputError(
-            f"AOI {vals} is empty or inverted: it must be minx,miny,maxx,maxy with minx < maxx "
-            "and miny < maxy"
-        )
-    return minx, miny, maxx, maxy
-
-
-def parse_crs(value: str) -> CRS:
-    """A CRS from 'EPSG:4326', a WKT or PROJ string; InputError naming the value otherwise."""
-    from rasterio.crs import CRS
-    from rasterio.errors import CRSError
-
-    try:
-        return CRS.from_user_input(value)
-    except (CRSError, ValueError, TypeError) as e:
-        raise InputError(f"AOI CRS {value!r} is not a CRS ({e}): give e.g. EPSG:4326") from None
 
 
 @dataclass(frozen=True)

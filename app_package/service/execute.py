@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app_package.eo.bbox import from_ogc_bbox
+from app_package.errors import InputError
 from app_package.service.hrefs import HrefPolicy
 from app_package.service.ogc import invalid
 
@@ -131,4 +133,9 @@ def _one_value(name: str, given: Any, schema: Mapping[str, Any], policy: HrefPol
         raise invalid(f"input '{name}': {errors[0].message}")
     if schema.get("format") == "uri-reference" and isinstance(value, str):
         policy.check(name, value)
+    if schema.get("format") == "ogc-bbox":  # order and CRS: what a JSON schema cannot say
+        try:
+            from_ogc_bbox(value, name)
+        except InputError as e:
+            raise invalid(str(e)) from None
     return value

@@ -18,6 +18,7 @@ import pytest
 import rasterio
 from affine import Affine
 
+from app_package.eo.bbox import check_aoi, from_ogc_bbox, parse_aoi
 from app_package.errors import AppPackageError, DataError, InputError
 from app_package.inference.water import (
     MASK_NODATA,
@@ -32,13 +33,12 @@ from app_package.inference.water import (
 )
 from app_package.inference.water_bodies import (
     Window,
-    check_aoi,
     grid_window,
-    parse_aoi,
     read_ndwi,
     strip_edges,
     water_bodies,
 )
+from app_package.service.ogc import OGCError
 from tests.conftest import REPO, SCHEMAS
 from tests.support.datagen import S2_TEST_ORIGIN, write_jp2_bands, write_s2_item, write_safe
 
@@ -386,8 +386,23 @@ def test_process_description_and_example() -> None:
         assert "minOccurs" in spec and "maxOccurs" in spec
     values = validate_execute(P, P["example"], HrefPolicy()).inputs
     assert values == P["example"]["inputs"]
-    with pytest.raises(Exception, match="aoi"):
-        validate_execute(P, {"inputs": {"aoi": [1, 2, 3]}}, HrefPolicy())
+    assert P["inputs"]["aoi"]["schema"]["format"] == "ogc-bbox"
+    # bad boxes: 400 before any job exists, naming the input and what is wrong
+    utm = "http://www.opengis.net/def/crs/EPSG/0/32633"
+    for aoi, needle in (
+        ([12.5, 52.4, 12.6, 52.5], "is not of type 'object'"),  # the old array form
+        ({"bbox": [1, 2, 3]}, "aoi"),  # wrong arity: the schema
+        ({"bbox": [12.6, 52.4, 12.5, 52.5]}, "empty or inverted"),  # min > max
+        ({"bbox": [12.5, 52.4, 12.6, 52.5], "crs": "urn:nowhere:crs"}, "is not a CRS"),
+    ):
+        with pytest.raises(OGCError) as e:
+            validate_execute(P, {"inputs": {"aoi": aoi}}, HrefPolicy())
+        assert e.value.status == 400 and "input 'aoi'" in e.value.detail, e.value.detail
+        assert needle in e.value.detail, e.value.detail
+    three_d = {"bbox": [330000, 5814360, 0, 345360, 5822040, 100], "crs": utm}
+    assert validate_execute(P, {"inputs": {"aoi": three_d}}, HrefPolicy()).inputs["aoi"] == (
+        three_d)  # fmt: skip
+    assert from_ogc_bbox(three_d) == ((330000.0, 5814360.0, 345360.0, 5822040.0), utm)
 
 
 def test_process_runs_like_the_library(tmp_path: Path) -> None:
@@ -399,8 +414,9 @@ def test_process_runs_like_the_library(tmp_path: Path) -> None:
         dict(PROCESS_METADATA["example"]["inputs"]), tmp_path / "job",
         lambda p, m: seen.append(p),
     )  # fmt: skip
+    box = PROCESS_METADATA["example"]["inputs"]["aoi"]
     library = water_bodies(
-        [str(SAMPLE_ITEM)], tmp_path / "lib", aoi=PROCESS_METADATA["example"]["inputs"]["aoi"]
+        [str(SAMPLE_ITEM)], tmp_path / "lib", aoi=box["bbox"], aoi_crs=box["crs"]
     )
     (a,), (b,) = items_of(catalog), items_of(library)
     assert a["properties"] == b["properties"]
@@ -444,7 +460,11 @@ def test_cwltool_scatters_over_two_items_into_one_catalog(tmp_path: Path) -> Non
 
     staged = tmp_path / "staged"
     products = [write_product(staged, "s2-l1c-a"), write_product(staged, "s2-l1c-b")]
-    job = {"items": [directory(p) for p in products], "aoi": [12.55, 52.46, 12.6, 52.48]}
+    box = {
+        "bbox": [12.55, 52.46, 12.6, 52.48],
+        "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+    }
+    job = {"items": [directory(p) for p in products], "aoi": box}
     _, out = run_cwl(cwltool(tmp_path, WATER, "water-bodies"), job, tmp_path)
     parent = Path(out["catalog"]["path"]) / "catalog.json"
     doc = json.loads(parent.read_text())
@@ -459,7 +479,7 @@ def test_cwltool_scatters_over_two_items_into_one_catalog(tmp_path: Path) -> Non
     assert first.shape[0] < 768 and first.shape[1] < 1536  # cropped to the AOI
     item_json = next(p for p in parent.parent.rglob("*-water.json"))
     aoi = json.loads(item_json.read_text())["properties"]["water:aoi"]
-    assert aoi == {"bbox": job["aoi"], "crs": "EPSG:4326"}
+    assert aoi == box
 
 
 @pytest.mark.slow

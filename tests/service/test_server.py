@@ -285,7 +285,7 @@ def test_results_answer_as_the_execute_request_asked(server: Server) -> None:
 def test_health_in_the_api_health_check_format(server: Server, tmp_path: Path) -> None:
     """GET /health: application/health+json as EOAP's eoap-api-health-check models it; pass
     on a healthy server, warn (still 200) when the output folder is short of space."""
-    from eoap_api_health_check import HealthyResponse, WarnResponse
+    from eoap_api_health_check import HealthyResponse, HealthyStatus, WarnResponse
 
     r = server.get("/health")
     assert r.status_code == 200, r.text
@@ -294,7 +294,7 @@ def test_health_in_the_api_health_check_format(server: Server, tmp_path: Path) -
     assert doc.status.value == "pass" and doc.checks is not None
     assert set(doc.checks) == {"jobStore:responseTime", "mlflow:responseTime",
                                "outputs:freeSpace", "jobs:freeSlots"}  # fmt: skip
-    assert all(c[0].status.value == "pass" for c in doc.checks.values())
+    assert all(c[0].status == HealthyStatus.PASS for c in doc.checks.values())
     assert doc.checks["jobs:freeSlots"][0].observed_value == server.max_jobs
     low = Server(tmp_path / "var", extra_env={"APP_PACKAGE_MIN_FREE_DISK": str(1 << 60)}).start()
     try:
