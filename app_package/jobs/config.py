@@ -29,6 +29,7 @@ class ManagerConfig:
     engine: str  # local, cwltool or toil
     sync_wait_s: float  # longer than this, a synchronous request is answered as async (201)
     min_free_disk: int  # bytes free in the output folder below which /health warns
+    default_model: bool  # register the shipped model on an empty registry at start-up
     # references (inputs, callbacks) jobs may use; data roots default to the sample + outputs
     href_policy: HrefPolicy
 
@@ -48,5 +49,12 @@ class ManagerConfig:
             engine=check_engine(str(manager_def.get("engine") or "local")),
             sync_wait_s=float(manager_def.get("sync_wait") or SYNC_WAIT_S),
             min_free_disk=int(manager_def.get("min_free_disk") or MIN_FREE_DISK_BYTES),
+            default_model=str(manager_def.get("default_model", True)).lower()
+            in ("true", "1", "yes"),
             href_policy=HrefPolicy.from_config(manager_def, defaults),
         )
+
+
+def _flag(value: object) -> bool:
+    """A YAML boolean, or the text of one from an environment variable."""
+    return str(value).strip().lower() in ("true", "1", "yes", "on")

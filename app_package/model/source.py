@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from app_package.errors import AppPackageError, ModelError, NotFoundError, TrackingError
 from app_package.model.spec import SPEC_FILE, WEIGHTS_FILE, ModelSpec
 from app_package.stac.io import items, resolve_href
+from app_package.util.redact import redact
 
 if TYPE_CHECKING:
     from torch import nn
@@ -156,8 +157,9 @@ def _resolve_mlflow(uri: str, tracking_uri: str | None = None) -> ModelRef:
     def failed(e: Exception) -> AppPackageError:
         if isinstance(e, MlflowException):
             return ModelError(
-                f"cannot load MLflow model {uri} from tracking URI {store}: {e.message} "
-                "(set tracking_uri to the MLflow store that registered it)",
+                f"cannot load model {uri!r} from the MLflow store {redact(store)}: {e.message} "
+                "(name a model registered there: models:/<name>@<alias>, models:/<name>/<n>, "
+                "runs:/<id>/model; or the MLflow store that registered it)",
                 field="tracking_uri",
             )
         return TrackingError(f"cannot reach the MLflow store for {uri}: {e}")

@@ -9,10 +9,13 @@ and `Retry-After`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,6 +32,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app_package import __version__
+from app_package.defaults import MODEL_NAME
 from app_package.jobs.manager import ChildProcessManager
 from app_package.jobs.processor import tracking_uri
 from app_package.jobs.records import TERMINAL, status_of
@@ -58,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 Endpoint = Callable[..., Awaitable[Response]]
 RUNNING = frozenset({JobStatus.running.value})
+DEFAULT_MODEL_TIMEOUT_S = 300.0
 
 
 class Forward(Response):
@@ -153,6 +158,7 @@ class Service:
                 except Exception as e:
                     await send({"type": "lifespan.startup.failed", "message": str(e)})
                     return
+                await run_in_threadpool(self.ensure_default_model)
                 logger.info("worker %d: jobs in %s", os.getpid(), redact(self.manager.store.url))
                 # the objects of the imports and the configuration never die: frozen out of
                 # the collector's way, a full collection over them no longer stalls a request
@@ -163,6 +169,30 @@ class Service:
                 await run_in_threadpool(self.manager.stop)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def ensure_default_model(self) -> None:
+        """On an empty registry, register the shipped model (`eurosat-classifier` v1,
+        `champion`), in a process of its own: the web worker never imports torch or MLflow.
+        Once done for a store, a marker in the data folder saves the next start the check."""
+        if not self.manager.config.default_model:
+            return
+        marker = self.manager.config.data_dir / "default-model.json"
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(marker.read_text()).get("tracking_uri") == self.tracking_uri:
+                return
+        cmd = [sys.executable, "-m", "app_package.training.default_model", self.tracking_uri]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=DEFAULT_MODEL_TIMEOUT_S)
+        if done.returncode != 0:  # the server still serves; classification needs a model
+            logger.error("the default model was not registered: %s", done.stderr[-2000:])
+            return
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        if result["registered_version"]:
+            logger.warning(
+                "registered the shipped default model as %s version %s",
+                MODEL_NAME,
+                result["registered_version"],
+            )
+        marker.write_text(json.dumps({"tracking_uri": self.tracking_uri, **result}))
 
     # ------------------------------------------------------------ helpers
     def exception(self, e: Any) -> Any:
