@@ -1,3 +1,5 @@
+# mypy: disable-error-code="union-attr, arg-type"
+# (the generated client types every answer Optional and every union loosely: checked at run time)
 """The server as other people's OGC API – Processes clients use it: EOEPCA's generated client
 (`ogc-api-processes-client`) and OWSLib's `ogcapi.processes` drive a live server through the
 whole cycle, and every answer must parse in their models: landing page, conformance, process
