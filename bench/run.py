@@ -15,6 +15,7 @@ BENCHMARKS = {
     "train": "bench.train_bench",
     "classify": "bench.classify_bench",
     "server": "bench.server_bench",
+    "job_list": "bench.job_list_bench",
 }
 
 

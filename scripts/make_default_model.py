@@ -56,8 +56,16 @@ def main() -> int:
             "held-out test split"
         )
         item_file.write_text(json.dumps(item, indent=2) + "\n")
-    print(json.dumps({"test_accuracy": result.test_metrics["accuracy"],
-                      "epochs_run": result.epochs_run, "dest": str(DEST)}, indent=2))  # noqa
+    print(
+        json.dumps(
+            {
+                "test_accuracy": result.test_metrics["accuracy"],
+                "epochs_run": result.epochs_run,
+                "dest": str(DEST),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

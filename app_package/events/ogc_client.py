@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import requests
+from pygeoapi.util import JobStatus
 
 from app_package.errors import ServiceError
 from app_package.jobs.records import TERMINAL_VALUES
@@ -111,7 +112,7 @@ class ProcessesClient:
             )
         if not job_id:
             job_id = location.rstrip("/").rsplit("/", 1)[-1]
-        return JobRef(str(job_id), location, str(doc.get("status", "accepted")))
+        return JobRef(str(job_id), location, str(doc.get("status", JobStatus.accepted.value)))
 
     def status(self, job_url: str) -> dict[str, Any]:
         """The job's statusInfo document."""

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import redis
+from pygeoapi.util import JobStatus
 
 from app_package.errors import InputError, ServiceError
 from app_package.events import cloudevents as ce
@@ -300,7 +301,7 @@ class Trigger:
         try:
             job_url = state.get("job_url") or self._submit(d, state_key)
             doc = self._follow(entry_id, job_url)
-            if doc["status"] != "successful":
+            if doc["status"] != JobStatus.successful.value:
                 message = doc.get("message") or f"the job ended {doc['status']}"
                 logger.error(
                     "event %s: job %s %s: %s", d.identity, doc.get("jobID"), doc["status"], message

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pygeoapi.util import JobStatus
+
 EXCEPTION_SCHEMA = {
     "type": "object",
     "required": ["type"],
@@ -59,7 +61,7 @@ JOB_LIST_PARAMETERS = [
             "type": "array",
             "items": {
                 "type": "string",
-                "enum": ["accepted", "running", "successful", "failed", "dismissed"],
+                "enum": [s.value for s in JobStatus],
             },
         },
         "job statuses",

@@ -637,7 +637,7 @@ def test_water_bodies_end_to_end_and_its_bad_input(
             w.close()
         r.xadd("wb-aoi", {"event": r.xrange("wb")[0][1]["event"]})  # the good item again
         wb = InputMapping.for_process("water-bodies")
-        miss = InputMapping.for_process("water-bodies", inputs={"aoi": [0, 0, 1, 1]})
+        miss = InputMapping.for_process("water-bodies", inputs={"aoi": {"bbox": [0, 0, 1, 1]}})
         configs = (_config(redis_url, ogc, "wb", mapping=wb),
                    _config(redis_url, ogc, "wb-aoi", mapping=miss))  # fmt: skip
         with _Running(*configs) as (t, t_aoi):

@@ -402,11 +402,11 @@ def test_stac_api_down_is_retried_with_backoff(tmp_path: Path) -> None:
         assert w.run_once() == EX_TEMPFAIL
         delays = []
         for _ in range(3):
-            w._next_poll = 0.0  # the wait has passed
+            w.next_poll = 0.0  # the wait has passed
             t = time.time()
             report = w.cycle()
             assert "unavailable" in report.errors[0]
-            delays.append(w._next_poll - t)
+            delays.append(w.next_poll - t)
         assert 1.5 < delays[0] < 2.5 and 3.5 < delays[1] < 4.5 and 7 < delays[2] < 9, delays
         assert w.store.counts() == {}
     finally:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pygeoapi.util import JobStatus
+
 from app_package.defaults import CHAMPION_URI
 from app_package.errors import EX_TEMPFAIL, InputError, ServiceError
 from app_package.events.cloudevents import item_created, to_json
@@ -132,7 +134,7 @@ class Watcher:
         self._endpoint_failures = 0
         self._endpoint_paused_until = 0.0
         self._poll_failures = 0
-        self._next_poll = 0.0
+        self.next_poll = 0.0  # when the next search is due (time.time())
         self._next_submit = 0.0
         self._at_limit = False
 
@@ -275,10 +277,10 @@ class Watcher:
                 continue
             if doc["status"] in TERMINAL_VALUES:
                 message = doc.get("message") or None
-                error = None if doc["status"] == "successful" else message
+                error = None if doc["status"] == JobStatus.successful.value else message
                 self.store.finish(row["key"], doc["status"], error)
                 report.finished += 1
-                log = logger.info if doc["status"] == "successful" else logger.error
+                log = logger.info if doc["status"] == JobStatus.successful.value else logger.error
                 log(
                     "item %s: job %s %s (%s)",
                     row["item_id"],
@@ -360,18 +362,18 @@ class Watcher:
     def cycle(self, once: bool = False) -> CycleReport:
         """One round: poll the STAC API (when due), follow jobs, submit what is pending."""
         report = CycleReport()
-        if self.search is not None and self.search.stac_url and time.time() >= self._next_poll:
+        if self.search is not None and self.search.stac_url and time.time() >= self.next_poll:
             try:
                 self.poll(report)
             except ServiceError as e:
                 self._poll_failures += 1
                 delay = min(self.limits.backoff(self._poll_failures), self.limits.poll_interval_s)
-                self._next_poll = time.time() + delay
+                self.next_poll = time.time() + delay
                 report.errors.append(str(e))
                 logger.warning("STAC search failed, next try in %.1f s: %s", delay, e)
             else:
                 self._poll_failures = 0
-                self._next_poll = time.time() + self.limits.poll_interval_s
+                self.next_poll = time.time() + self.limits.poll_interval_s
                 if report.new:
                     logger.info("search found %d item(s), %d new", report.found, report.new)
         self.publish_due(report, once=once)
@@ -415,6 +417,6 @@ class Watcher:
             busy = self.store.rows("submitted") or self.store.unpublished()
             sleep = 1.0 if busy or (self.submit and self.store.due(time.time())) else 5.0
             if self.search is not None and self.search.stac_url:
-                sleep = min(sleep, max(0.05, self._next_poll - time.time()))
+                sleep = min(sleep, max(0.05, self.next_poll - time.time()))
             self.wake.wait(sleep)
         logger.info("stopped; state %s", self.store.counts())

@@ -53,6 +53,10 @@ class JobStore(Protocol):
         that key and process instead."""
         ...
 
+    def add_many(self, jobs: list[dict[str, Any]]) -> None:
+        """Insert many jobs in one transaction (an import, a benchmark's fill)."""
+        ...
+
     def get(self, job_id: str) -> dict[str, Any] | None: ...
 
     def page(self, query: JobQuery) -> tuple[list[dict[str, Any]], int]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pygeoapi.util import JobStatus
+
 from app_package.jobs.store.base import JobQuery, JobStoreUnavailable, SQLDialect, first_line
 from app_package.util.redact import redact
 
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
 TABLE = "app_package_jobs"
 CLAIM_LOCK = 0x6A6F6273  # pg advisory lock key ("jobs"): one claimer at a time, all workers
 SCHEMA_LOCK = 0x6A6F6274
+RUNNING, ACCEPTED = JobStatus.running.value, JobStatus.accepted.value
 DIALECT = SQLDialect(
     param="%s",
     status="status",
@@ -133,6 +136,18 @@ class PostgresStore:
 
         return dict(self._run(op))
 
+    def add_many(self, jobs: list[dict[str, Any]]) -> None:
+        from psycopg.types.json import Jsonb
+
+        def op(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(
+                    f"INSERT INTO {TABLE} (identifier, doc) VALUES (%s, %s)",
+                    [(job["identifier"], Jsonb(job)) for job in jobs],
+                )
+
+        self._run(op)
+
     def get(self, job_id: str) -> dict[str, Any] | None:
         row = self._run(
             lambda c: c.execute(
@@ -174,19 +189,19 @@ class PostgresStore:
                 # one claimer at a time over all workers: the count below stays true until commit
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIM_LOCK,))
                 row = conn.execute(
-                    f"SELECT count(*) FROM {TABLE} WHERE status = 'running'"
+                    f"SELECT count(*) FROM {TABLE} WHERE status = %s", (RUNNING,)
                 ).fetchone()
                 free = max_running - int(row[0] if row else 0)
                 if free <= 0:
                     return []
                 ids = conn.execute(
-                    f"SELECT identifier FROM {TABLE} WHERE status = 'accepted' "
+                    f"SELECT identifier FROM {TABLE} WHERE status = %s "
                     "ORDER BY created LIMIT %s FOR UPDATE SKIP LOCKED",
-                    (free,),
+                    (ACCEPTED, free),
                 ).fetchall()
                 if not ids:
                     return []
-                merged = {**fields, "status": "running", "owner": owner}
+                merged = {**fields, "status": RUNNING, "owner": owner}
                 rows = conn.execute(
                     f"UPDATE {TABLE} SET doc = doc || %s, owner = %s, heartbeat = now() "
                     "WHERE identifier = ANY(%s) RETURNING doc",
@@ -199,8 +214,8 @@ class PostgresStore:
     def heartbeat(self, owner: str) -> None:
         self._run(
             lambda c: c.execute(
-                f"UPDATE {TABLE} SET heartbeat = now() WHERE owner = %s AND status = 'running'",
-                (owner,),
+                f"UPDATE {TABLE} SET heartbeat = now() WHERE owner = %s AND status = %s",
+                (owner, RUNNING),
             )
         )
 
@@ -208,7 +223,8 @@ class PostgresStore:
         rows = self._run(
             lambda c: c.execute(
                 f"SELECT doc - 'spec', extract(epoch FROM now() - heartbeat) FROM {TABLE} "
-                "WHERE status = 'running'"
+                "WHERE status = %s",
+                (RUNNING,),
             ).fetchall()
         )
         return [(dict(doc), float(age) if age is not None else float("inf")) for doc, age in rows]

@@ -15,9 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pygeoapi.util import JobStatus
+
 from app_package.jobs.store.base import JobQuery, JobStoreUnavailable, SQLDialect, first_line
 
 SCHEMA_VERSION = 1
+RUNNING, ACCEPTED = JobStatus.running.value, JobStatus.accepted.value
 BUSY_TIMEOUT_S = 10.0  # a writer waits this long for another one before the store is "unavailable"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -161,6 +164,11 @@ class SQLiteStore:
             _insert(conn, job)
         return job
 
+    def add_many(self, jobs: list[dict[str, Any]]) -> None:
+        with self._write() as conn:
+            for job in jobs:
+                _insert(conn, job)
+
     def get(self, job_id: str) -> dict[str, Any] | None:
         rows = self._read("SELECT doc FROM jobs WHERE identifier = ?", (job_id,))
         return dict(json.loads(rows[0][0])) if rows else None
@@ -194,19 +202,18 @@ class SQLiteStore:
 
     def claim(self, owner: str, max_running: int, fields: dict[str, Any]) -> list[dict[str, Any]]:
         with self._write() as conn:  # the write lock: the count stays true until commit
-            running = conn.execute("SELECT count(*) FROM jobs WHERE status = 'running'")
+            running = conn.execute("SELECT count(*) FROM jobs WHERE status = ?", (RUNNING,))
             free = max_running - int(running.fetchone()[0])
             if free <= 0:
                 return []
             rows = conn.execute(
-                "SELECT doc FROM jobs WHERE status = 'accepted' ORDER BY created, identifier "
-                "LIMIT ?",
-                (free,),
+                "SELECT doc FROM jobs WHERE status = ? ORDER BY created, identifier LIMIT ?",
+                (ACCEPTED, free),
             ).fetchall()
             claimed = []
             now = time.time()
             for (text,) in rows:
-                doc = {**json.loads(text), **fields, "status": "running", "owner": owner}
+                doc = {**json.loads(text), **fields, "status": RUNNING, "owner": owner}
                 _store(conn, doc, heartbeat=now)
                 claimed.append(doc)
         return claimed
@@ -214,12 +221,12 @@ class SQLiteStore:
     def heartbeat(self, owner: str) -> None:
         with self._write() as conn:
             conn.execute(
-                "UPDATE jobs SET heartbeat = ? WHERE owner = ? AND status = 'running'",
-                (time.time(), owner),
+                "UPDATE jobs SET heartbeat = ? WHERE owner = ? AND status = ?",
+                (time.time(), owner, RUNNING),
             )
 
     def running(self) -> list[tuple[dict[str, Any], float]]:
-        rows = self._read("SELECT doc, heartbeat FROM jobs WHERE status = 'running'")
+        rows = self._read("SELECT doc, heartbeat FROM jobs WHERE status = ?", (RUNNING,))
         now = time.time()
         return [
             (json.loads(doc), now - beat if beat is not None else float("inf"))
