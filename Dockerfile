@@ -17,9 +17,11 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONUNBUFFERED=1
 
 WORKDIR /opt/app-package
-COPY pyproject.toml constraints.txt README.md ./
+COPY pyproject.toml constraints.txt README.md pygeoapi-config.yml ./
+COPY cwl ./cwl
 COPY app_package ./app_package
 COPY processes ./processes
+# app_package/config links to pygeoapi-config.yml and cwl/: the wheel carries them as files
 RUN pip install -c constraints.txt . \
     && useradd --create-home --uid 1000 app
 
