@@ -392,7 +392,7 @@ def test_staged_folder_without_catalog_fails_with_the_library_message(tmp_path: 
     job = {"stac": directory(empty), "epochs": 1, "tracking_uri": f"sqlite:///{tmp_path}/m.db"}
     r, _ = run_cwl(cwltool(tmp_path, TRAINING, "eurosat-training"), job, tmp_path, check=False)
     assert r.returncode != 0
-    assert "app-package train: error: STAC file" in r.stderr
+    assert "app-package train: error: catalog" in r.stderr and "does not exist" in r.stderr
     assert "catalog.json does not exist" in r.stderr
     assert not (tmp_path / "out" / "catalog").exists()
 

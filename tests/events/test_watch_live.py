@@ -64,7 +64,7 @@ def test_watch_classifies_new_items_exactly_once(tmp_path: Path) -> None:
 
     def watch(*extra: str) -> list[str]:
         return [
-            sys.executable, "-c", "from app_package.cli import main; main()", "watch",
+            sys.executable, "-c", "from app_package.cli import main; main()", "-v", "watch",
             "--stac-url", stac, "--collection", COLLECTION, "--max-cloud-cover", "50",
             "--datetime", "2017-01-01T00:00:00Z/..", "--endpoint", srv.url,
             "--model", str(model), "--state", str(state), "--max-backoff", "2", *extra,
