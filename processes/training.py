@@ -11,26 +11,13 @@ from typing import Any
 
 from app_package import __version__
 from app_package.defaults import MODEL_NAME, SAMPLE_CATALOG, TRAINING_PROCESS
+from app_package.eo.bands import S2_BANDS
 from app_package.jobs.processor import JobProcessor, tracking_uri
 from app_package.util.progress import ProgressCallback
 
 logger = logging.getLogger(__name__)
 
-BAND_NAMES = [
-    "B01",
-    "B02",
-    "B03",
-    "B04",
-    "B05",
-    "B06",
-    "B07",
-    "B08",
-    "B8A",
-    "B09",
-    "B10",
-    "B11",
-    "B12",
-]
+BAND_NAMES = [b.name for b in S2_BANDS]  # the 13 bands, in their canonical order
 
 
 def _input(title: str, description: str, schema: dict[str, Any], required: bool = False) -> dict:
