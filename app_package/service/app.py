@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
 import json
 import logging
@@ -176,23 +177,31 @@ class Service:
         Once done for a store, a marker in the data folder saves the next start the check."""
         if not self.manager.config.default_model:
             return
-        marker = self.manager.config.data_dir / "default-model.json"
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(marker.read_text()).get("tracking_uri") == self.tracking_uri:
-                return
-        cmd = [sys.executable, "-m", "app_package.training.default_model", self.tracking_uri]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=DEFAULT_MODEL_TIMEOUT_S)
-        if done.returncode != 0:  # the server still serves; classification needs a model
-            logger.error("the default model was not registered: %s", done.stderr[-2000:])
-            return
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        if result["registered_version"]:
-            logger.warning(
-                "registered the shipped default model as %s version %s",
-                MODEL_NAME,
-                result["registered_version"],
+        data_dir = self.manager.config.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        marker = data_dir / "default-model.json"
+        # the workers of `serve --workers N` start together: one registers, the others then
+        # find the marker (or the registered model) instead of registering a second version
+        with (data_dir / "default-model.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(marker.read_text()).get("tracking_uri") == self.tracking_uri:
+                    return
+            cmd = [sys.executable, "-m", "app_package.training.default_model", self.tracking_uri]
+            done = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=DEFAULT_MODEL_TIMEOUT_S
             )
-        marker.write_text(json.dumps({"tracking_uri": self.tracking_uri, **result}))
+            if done.returncode != 0:  # the server still serves; classification needs a model
+                logger.error("the default model was not registered: %s", done.stderr[-2000:])
+                return
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            if result["registered_version"]:
+                logger.warning(
+                    "registered the shipped default model as %s version %s",
+                    MODEL_NAME,
+                    result["registered_version"],
+                )
+            marker.write_text(json.dumps({"tracking_uri": self.tracking_uri, **result}))
 
     # ------------------------------------------------------------ helpers
     def exception(self, e: Any) -> Any:

@@ -85,6 +85,20 @@ def test_missing_postgres_binaries_are_named_with_the_fix(
         PostgresServer()
 
 
+def test_two_workers_register_the_default_model_once(tmp_path: Path) -> None:
+    """`serve --workers 2` on an empty registry: the workers start together, one version of the
+    shipped model is registered, and it is the champion."""
+    from mlflow import MlflowClient
+
+    srv = Server(tmp_path / "var", workers=2, config=REPO / "pygeoapi-config.yml").start()
+    time.sleep(3)  # the second worker's start-up ends too (it waited for the first's lock)
+    srv.stop()
+    client = MlflowClient(f"sqlite:///{tmp_path / 'var' / 'mlflow.db'}")
+    versions = client.search_model_versions("name = 'eurosat-classifier'")
+    assert [str(v.version) for v in versions] == ["1"]
+    assert str(client.get_model_version_by_alias("eurosat-classifier", "champion").version) == "1"
+
+
 def test_sqlite_store_serves_two_workers_on_one_host(tmp_path: Path) -> None:
     """`serve --workers 2` without PostgreSQL: both workers share the SQLite file, every job
     runs exactly once, and the limit holds over both."""
