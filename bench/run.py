@@ -16,6 +16,7 @@ BENCHMARKS = {
     "classify": "bench.classify_bench",
     "server": "bench.server_bench",
     "job_list": "bench.job_list_bench",
+    "onnx": "bench.onnx_bench",
 }
 
 

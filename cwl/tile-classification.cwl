@@ -46,6 +46,15 @@ $graph:
         type: int?
         label: Batch size
         doc: Chips per inference batch. Default 256.
+      runtime:
+        type:
+          - "null"
+          - type: enum
+            symbols: [torch, onnx]
+        label: Runtime
+        doc: >-
+          What runs the network: torch (PyTorch, bf16 where the CPU has it) or onnx (the
+          model's ONNX artifact on ONNX Runtime, CPU). Default torch.
       tracking_uri:
         type: string?
         label: MLflow tracking URI
@@ -69,6 +78,7 @@ $graph:
           model: model
           stride: stride
           batch_size: batch_size
+          runtime: runtime
           tracking_uri: tracking_uri
         out: [catalog]
       merge:
@@ -108,6 +118,14 @@ $graph:
       model: {type: string, label: Model, doc: MLflow model URI or model path., inputBinding: {prefix: --model}}
       stride: {type: "int?", label: Stride, doc: Pixels between chip origins., inputBinding: {prefix: --stride}}
       batch_size: {type: "int?", label: Batch size, doc: Chips per inference batch., inputBinding: {prefix: --batch-size}}
+      runtime:
+        type:
+          - "null"
+          - type: enum
+            symbols: [torch, onnx]
+        label: Runtime
+        doc: torch or onnx.
+        inputBinding: {prefix: --runtime}
       tracking_uri: {type: "string?", label: MLflow tracking URI, doc: MLflow store the model URI resolves against., inputBinding: {prefix: --tracking-uri}}
     outputs:
       catalog:

@@ -12,6 +12,7 @@ from typing import Any
 from app_package import __version__
 from app_package.defaults import CHAMPION_URI, CLASSIFICATION_PROCESS, SAMPLE_PRODUCT
 from app_package.jobs.processor import JobProcessor, tracking_uri
+from app_package.model.source import RUNTIMES
 from app_package.util.progress import ProgressCallback
 
 logger = logging.getLogger(__name__)
@@ -62,13 +63,21 @@ PROCESS_METADATA: dict[str, Any] = {
             "minOccurs": 0,
             "maxOccurs": 1,
         },
+        "runtime": {
+            "title": "Runtime",
+            "description": "What runs the network: torch (PyTorch, bf16 where the CPU has it) "
+            "or onnx (the model's ONNX artifact on ONNX Runtime, CPU). Default: torch.",
+            "schema": {"type": "string", "enum": list(RUNTIMES), "default": "torch"},
+            "minOccurs": 0,
+            "maxOccurs": 1,
+        },
     },
     "outputs": {
         "catalog": {
             "title": "Classification catalog",
             "description": "STAC catalog of the classified product: class-map and confidence "
-            "COGs, a PNG preview (classification extension). Asset hrefs resolve over HTTP on "
-            "this server.",
+            "COGs, a PNG preview, a thumbnail with a legend (classification extension). Asset "
+            "hrefs resolve over HTTP on this server.",
             "schema": {
                 "type": "object",
                 "contentMediaType": "application/json",
@@ -96,6 +105,7 @@ class ClassificationProcessor(JobProcessor):
             output,
             stride=inputs.get("stride"),
             batch_size=int(inputs.get("batch_size", 256)),
+            runtime=str(inputs.get("runtime", "torch")),
             tracking_uri=self.tracking_uri,  # MLflow model URIs resolve against the server's store
             progress=progress,
         )

@@ -5,9 +5,9 @@ committed. It trains the current default recipe (`TrainConfig()`: SmallCNN with 
 chip-statistics head, all 13 bands, seed 0) on every real EuroSAT-MS chip the project has (the
 270 of ../shared: train/ and test/ together; the recipe holds out its own validation and test
 split, whose metrics are shipped with the model), into a throwaway MLflow store, and keeps the
-run's output catalog: the MLM item, `model.pt`, `model.json`, the test metrics and the confusion
-matrix. The server registers it as `eurosat-classifier` version 1 (`champion`) on first start
-with an empty registry (`app_package.training.default_model`).
+run's output catalog: the MLM item, `model.pt`, `model.onnx`, `model.json`, the test metrics and
+the confusion matrix. The server registers it as `eurosat-classifier` version 1 (`champion`) on
+first start with an empty registry (`app_package.training.default_model`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 CHIPS = REPO.parent / "shared" / "data" / "eurosat-ms-subset"
 DEST = REPO / "app_package" / "model" / "default"
+TEMPORARY_RELS = ("via", "derived_from")  # the throwaway MLflow run and chip catalog
 
 
 def main() -> int:
@@ -44,16 +45,23 @@ def main() -> int:
         if DEST.exists():
             shutil.rmtree(DEST)
         shutil.copytree(result.catalog.parent, DEST)
-    # the run's MLflow store was temporary: drop its link, say where the model came from
+    # the run's MLflow store and the catalog of the chips were temporary: drop their links (and
+    # the run's ids), say in the description where the model came from
     for item_file in DEST.glob("*/*.json"):
         item = json.loads(item_file.read_text())
         if item.get("type") != "Feature":
             continue
-        item["links"] = [lk for lk in item["links"] if lk.get("rel") != "via"]
-        item["properties"]["app-package:training_data"] = (
-            "the 270 real EuroSAT-MS chips of the project (EuroSAT, MIT licence, Helber et al. "
-            "2019), train and test subsets together; the metrics are on the recipe's own "
-            "held-out test split"
+        item["links"] = [lk for lk in item["links"] if lk.get("rel") not in TEMPORARY_RELS]
+        props = item["properties"]
+        for key in ("mlflow:run_id", "mlflow:model_uri"):
+            props.pop(key, None)
+        props["description"] = (
+            f"{props['mlm:architecture']} trained on the 270 real EuroSAT-MS chips of the "
+            "project (EuroSAT, MIT licence, Helber et al. 2019; its train and test subsets "
+            f"together); test accuracy {result.test_metrics['accuracy']:.4f}, macro F1 "
+            f"{result.test_metrics['macro_f1']:.4f} on the recipe's own held-out test split. "
+            "Weights as a PyTorch state_dict and as ONNX. The server registers it in MLflow as "
+            "eurosat-classifier version 1."
         )
         item_file.write_text(json.dumps(item, indent=2) + "\n")
     print(

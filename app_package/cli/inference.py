@@ -35,6 +35,12 @@ def _add_classify(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=256, help="chips per batch (default 256)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument(
+        "--runtime",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="torch (PyTorch, default) or onnx (the model's ONNX file with ONNX Runtime, CPU)",
+    )
+    p.add_argument(
         "--tracking-uri",
         help="MLflow store that models:/ and runs:/ URIs resolve against "
         "(default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
@@ -55,6 +61,7 @@ def _run_classify(args: argparse.Namespace) -> int:
             device=args.device,
             tracking_uri=args.tracking_uri,
             progress=progress,
+            runtime=args.runtime,
         )
     print(out)
     return 0

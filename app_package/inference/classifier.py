@@ -1,5 +1,6 @@
 """The chip classifier: uint16 chips → normalisation → network → class and confidence, in
-batches, bf16 where the hardware has it (same classes as fp32)."""
+batches. Two runtimes: "torch" (the PyTorch module, bf16 where the hardware has it, same classes
+as fp32) and "onnx" (the model's ONNX file through ONNX Runtime on the CPU, float32)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app_package.errors import InputError, ModelError
+from app_package.model.onnx import OnnxNetwork
 
 if TYPE_CHECKING:
     import torch
@@ -16,6 +18,9 @@ if TYPE_CHECKING:
     from app_package.model.spec import ModelSpec
 
 logger = logging.getLogger(__name__)
+
+# what a classifier runs: a PyTorch module (runtime "torch") or an ONNX file (runtime "onnx")
+type Network = torch.nn.Module | OnnxNetwork
 
 
 def eval_mode(module: torch.nn.Module) -> torch.nn.Module:
@@ -43,11 +48,16 @@ def use_bf16(device: torch.device, precision: str = "auto") -> bool:
 
 
 class ChipClassifier:
-    """Batched inference: uint16 chips -> class probabilities, bands/normalisation from the spec."""
+    """Batched inference: uint16 chips -> class probabilities, bands/normalisation from the spec.
+
+    The runtime follows the network: a `torch.nn.Module` runs in PyTorch on `device` (bf16
+    autocast per `precision`); an `OnnxNetwork` runs in ONNX Runtime on the CPU in float32 with
+    as many threads as torch has (`torch.get_num_threads()`, which `classify_product` sets).
+    """
 
     def __init__(
         self,
-        module: torch.nn.Module,
+        module: Network,
         spec: ModelSpec,
         device: torch.device,
         batch_size: int,
@@ -58,21 +68,40 @@ class ChipClassifier:
         self.spec = spec
         self.device = device
         self.batch_size = max(1, batch_size)
-        self.module = eval_mode(module).to(device)
-        if not isinstance(self.module, torch.fx.GraphModule):  # exported graphs keep their layout
-            self.module = self.module.to(memory_format=torch.channels_last)
-        self.autocast = use_bf16(device, precision)
+        self.onnx: OnnxNetwork | None = None
+        if isinstance(module, OnnxNetwork):
+            if precision not in ("auto", "fp32"):
+                raise InputError(
+                    f"precision {precision!r} needs runtime torch: the onnx runtime computes "
+                    "in float32 (use precision auto or fp32)",
+                    field="precision",
+                )
+            if device.type != "cpu":
+                logger.warning("runtime onnx runs on the CPU: device %s is not used", device)
+            self.onnx = module
+            self.onnx.session(torch.get_num_threads())  # load now: errors before any chip
+            self.device = torch.device("cpu")
+            self.autocast = False
+        else:
+            self.module = eval_mode(module).to(device)
+            if not isinstance(self.module, torch.fx.GraphModule):  # exported graphs: as they are
+                self.module = self.module.to(memory_format=torch.channels_last)
+            self.autocast = use_bf16(device, precision)
         self._buf: torch.Tensor | None = None  # the CPU path's reused input buffer
         mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1)
         self._inv_std = 1.0 / torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1)
         self._shift = -mean * self._inv_std
 
+    @property
+    def runtime(self) -> str:
+        return "torch" if self.onnx is None else "onnx"
+
     def _normalised_on_cpu(self, batch: np.ndarray) -> torch.Tensor:
-        """(x - mean) / std into one reused float32 channels_last buffer: torch converts uint16
-        and changes layout in one pass and the arithmetic runs in place, in one more pass
-        (addcmul, not a subtract and a multiply). Fresh 50 MB arrays per batch cost page
-        faults, hence the reused buffer rather than numpy's float copy plus a channels_last
-        copy."""
+        """(x - mean) / std into one reused float32 buffer, channels_last for PyTorch (contiguous
+        NCHW for ONNX Runtime): torch converts uint16 and changes layout in one pass and the
+        arithmetic runs in place, in one more pass (addcmul, not a subtract and a multiply).
+        Fresh 50 MB arrays per batch cost page faults, hence the reused buffer rather than
+        numpy's float copy plus a channels_last copy."""
         import torch
 
         n, c, h, w = batch.shape
@@ -83,7 +112,8 @@ class ChipClassifier:
             )
         if self._buf is None or self._buf.shape[0] < n or self._buf.shape[1:] != (c, h, w):
             self._buf = torch.empty((max(n, self.batch_size), c, h, w), dtype=torch.float32)
-            self._buf = self._buf.contiguous(memory_format=torch.channels_last)
+            if self.onnx is None:
+                self._buf = self._buf.contiguous(memory_format=torch.channels_last)
         x = self._buf[:n]
         x.copy_(torch.from_numpy(batch))
         return torch.addcmul(self._shift, x, self._inv_std, out=x)  # x / std - mean / std: one pass
@@ -95,6 +125,8 @@ class ChipClassifier:
         from app_package.model.networks import normalise
 
         out = np.empty((len(chips), len(self.spec.classes)), dtype=np.float32)
+        if self.onnx is not None:
+            return self._run_onnx(chips, self.onnx, out)
         with torch.inference_mode():
             for i in range(0, len(chips), self.batch_size):
                 batch = chips[i : i + self.batch_size]
@@ -106,4 +138,14 @@ class ChipClassifier:
                 with torch.autocast(self.device.type, torch.bfloat16, enabled=self.autocast):
                     logits = self.module(x)
                 out[i : i + len(x)] = torch.softmax(logits.float(), 1).cpu().numpy()
+        return out
+
+    def _run_onnx(self, chips: np.ndarray, net: OnnxNetwork, out: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            for i in range(0, len(chips), self.batch_size):
+                x = self._normalised_on_cpu(np.ascontiguousarray(chips[i : i + self.batch_size]))
+                logits = torch.from_numpy(net.run(x.numpy()))
+                out[i : i + len(x)] = torch.softmax(logits, 1).numpy()
         return out

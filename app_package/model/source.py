@@ -3,6 +3,10 @@
 Accepted: an MLflow URI (`models:/name@alias`, `models:/name/3`, `runs:/<id>/model`), a local
 model folder (`model.pt` + `model.json`) or either file, an MLflow model folder (`MLmodel`), and the
 training output's STAC catalog.json or MLM item (assets `model` and `model-spec`).
+
+Each reference also gives the model's ONNX file (`ModelRef.onnx_path`, for `runtime="onnx"`) and,
+where it is known, its STAC MLM item (`ModelRef.item_href`): the item itself for a STAC reference,
+the run tag `app_package.stac_item` that training records for an MLflow model.
 """
 
 from __future__ import annotations
@@ -10,19 +14,33 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app_package.errors import AppPackageError, ModelError, NotFoundError, TrackingError
-from app_package.model.spec import SPEC_FILE, WEIGHTS_FILE, ModelSpec
+from app_package.errors import (
+    AppPackageError,
+    InputError,
+    ModelError,
+    NotFoundError,
+    TrackingError,
+)
+from app_package.model.onnx import ONNX_ARTIFACT_TYPE
+from app_package.model.spec import ONNX_FILE, SPEC_FILE, WEIGHTS_FILE, ModelSpec
 from app_package.stac.io import items, resolve_href
 from app_package.util.redact import redact
 
 if TYPE_CHECKING:
     from torch import nn
 
+    from app_package.model.onnx import OnnxNetwork
+
 logger = logging.getLogger(__name__)
+
+RUNTIMES: tuple[str, ...] = ("torch", "onnx")
+# the run tag training sets to the absolute path of the MLM item it wrote (the final path)
+STAC_ITEM_TAG = "app_package.stac_item"
+ONNX_ARTIFACT = f"extra_files/{ONNX_FILE}"  # where log_model puts it inside an MLflow model
 
 
 @dataclass(frozen=True)
@@ -47,9 +65,44 @@ class ModelRef:
     uri: str
     version: str | None
     loader: Callable[[], nn.Module]
+    onnx_locator: Callable[[], Path] | None = None  # the local ONNX file, fetched if need be
+    item_href: str | None = None  # where the model's STAC MLM item can be read, when known
 
     def load(self) -> LoadedModel:
         return LoadedModel(self.loader(), self.spec, self.uri, self.version)
+
+    def onnx_path(self) -> Path:
+        """The model's ONNX file on this machine (downloaded for an MLflow model); ModelError
+        naming the model and the fix when it has none (models saved before ONNX export)."""
+        from app_package.model.onnx import missing_onnx
+
+        if self.onnx_locator is None:
+            raise missing_onnx(self.uri, "no ONNX file is recorded for it")
+        return self.onnx_locator()
+
+    def load_onnx(self) -> OnnxNetwork:
+        from app_package.model.onnx import OnnxNetwork
+
+        return OnnxNetwork(self.onnx_path(), self.uri)
+
+    def loader_for(self, runtime: str = "torch") -> Callable[[], nn.Module | OnnxNetwork]:
+        """What loads the network for `runtime`: "torch" (the PyTorch module) or "onnx" (the
+        ONNX file, run by ONNX Runtime on the CPU; located now, loaded when called)."""
+        check_runtime(runtime)
+        if runtime == "torch":
+            return self.loader
+        from app_package.model.onnx import OnnxNetwork
+
+        path = self.onnx_path()  # found (or fetched) now: a missing file fails before any work
+        return lambda: OnnxNetwork(path, self.uri)
+
+
+def check_runtime(runtime: str) -> str:
+    if runtime not in RUNTIMES:
+        raise InputError(
+            f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}", field="runtime"
+        )
+    return runtime
 
 
 def load_model(uri: str, *, tracking_uri: str | None = None) -> tuple[nn.Module, ModelSpec]:
@@ -81,7 +134,7 @@ def resolve_model(uri: str, *, tracking_uri: str | None = None) -> ModelRef:
         )
     if p.is_dir():
         if (p / SPEC_FILE).is_file():
-            return _resolve_local(p / WEIGHTS_FILE, p / SPEC_FILE)
+            return _resolve_local(p / WEIGHTS_FILE, p / SPEC_FILE, item_href=_folder_item(p))
         if (p / "MLmodel").is_file():
             return _resolve_mlflow(str(p.resolve()))
         if (p / "catalog.json").is_file():
@@ -96,6 +149,18 @@ def resolve_model(uri: str, *, tracking_uri: str | None = None) -> ModelRef:
     raise ModelError(f"cannot tell what kind of model {p} is: expected model.pt/model.json/.json")
 
 
+def _folder_item(folder: Path) -> str | None:
+    """The MLM item a training output's item folder holds (`<id>/<id>.json`), else None."""
+    item = folder / f"{folder.name}.json"
+    if item.name == SPEC_FILE or not item.is_file():
+        return None
+    try:
+        is_item = json.loads(item.read_text()).get("type") == "Feature"
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(item.resolve()) if is_item else None
+
+
 def _read_spec(path: Path) -> ModelSpec:
     if not path.is_file():
         raise ModelError(f"model metadata {path} not found: a model needs its {SPEC_FILE}")
@@ -106,7 +171,16 @@ def _read_spec(path: Path) -> ModelSpec:
     return ModelSpec.from_dict(data)
 
 
-def _resolve_local(weights: Path, spec_path: Path, uri: str = "", version: str = "") -> ModelRef:
+def _resolve_local(
+    weights: Path,
+    spec_path: Path,
+    uri: str = "",
+    version: str = "",
+    *,
+    onnx: Path | None = None,
+    item_href: str | None = None,
+) -> ModelRef:
+    """A model on disk; its ONNX file is `onnx`, else `model.onnx` beside the weights."""
     spec = _read_spec(spec_path)
     if not weights.is_file():
         raise ModelError(f"model weights {weights} not found")
@@ -116,8 +190,18 @@ def _resolve_local(weights: Path, spec_path: Path, uri: str = "", version: str =
 
         return load_local(weights, spec)
 
+    uri = uri or str(weights.resolve())
+    onnx_file = onnx if onnx is not None else weights.with_suffix(".onnx")
+
+    def locate_onnx() -> Path:
+        from app_package.model.onnx import missing_onnx
+
+        if not onnx_file.is_file():
+            raise missing_onnx(uri, f"{onnx_file} does not exist")
+        return onnx_file
+
     version = version or (str(spec.extra["version"]) if spec.extra.get("version") else "")
-    return ModelRef(spec, uri or str(weights.resolve()), version or None, load)
+    return ModelRef(spec, uri, version or None, load, locate_onnx, item_href)
 
 
 def _resolve_stac(path: Path) -> ModelRef:
@@ -125,14 +209,30 @@ def _resolve_stac(path: Path) -> ModelRef:
     for item, item_href in items(str(path.resolve())):
         assets: dict[str, Any] = item.get("assets") or {}
         model_asset = assets.get("model") or next(
-            (a for a in assets.values() if "mlm:model" in (a.get("roles") or [])), None
+            (
+                a
+                for a in assets.values()
+                if "mlm:model" in (a.get("roles") or [])
+                and a.get("mlm:artifact_type") != ONNX_ARTIFACT_TYPE
+            ),
+            None,
         )
         spec_asset = assets.get("model-spec")
         if model_asset and spec_asset:
             weights = Path(resolve_href(model_asset["href"], item_href))
             spec_path = Path(resolve_href(spec_asset["href"], item_href))
             version = str(item.get("properties", {}).get("version") or "")
-            return _resolve_local(weights, spec_path, item_href, version)
+            onnx_asset = next(
+                (a for a in assets.values() if a.get("mlm:artifact_type") == ONNX_ARTIFACT_TYPE),
+                None,
+            )
+            if onnx_asset is not None:
+                onnx = Path(resolve_href(onnx_asset["href"], item_href))
+                return _resolve_local(
+                    weights, spec_path, item_href, version, onnx=onnx, item_href=item_href
+                )
+            ref = _resolve_local(weights, spec_path, item_href, version, item_href=item_href)
+            return replace(ref, onnx_locator=None)  # the item lists no ONNX asset
     raise ModelError(
         f"{path} holds no STAC item with a 'model' asset (roles mlm:model) and a 'model-spec' "
         "asset: point at the training output's catalog.json or its item"
@@ -186,7 +286,47 @@ def _resolve_mlflow(uri: str, tracking_uri: str | None = None) -> ModelRef:
             raise failed(e) from e
         return _eager(module, spec, uri)
 
-    return ModelRef(spec, uri, version, load)
+    extra = (info.flavors.get("pytorch") or {}).get("extra_files") or []
+    has_onnx = any(str(e.get("path", "")) == ONNX_ARTIFACT for e in extra)
+
+    def locate_onnx() -> Path:
+        """Download `extra_files/model.onnx` of the MLflow model (a local store: its path)."""
+        from app_package.model.onnx import missing_onnx
+
+        if not has_onnx:
+            raise missing_onnx(uri, f"the MLflow model has no {ONNX_ARTIFACT}")
+        if Path(uri).is_dir():  # an MLflow model folder
+            return Path(uri) / ONNX_ARTIFACT
+        # registry and runs:/ URIs take a sub-path; a logged model's own URI (models:/m-…)
+        # does not, its artifact location does
+        bases = [uri.rstrip("/"), str(info.artifact_path).rstrip("/")]
+        error: Exception | None = None
+        for base in bases:
+            try:
+                with global_tracking_uri(store):
+                    return Path(
+                        mlflow.artifacts.download_artifacts(artifact_uri=f"{base}/{ONNX_ARTIFACT}")
+                    )
+            except (MlflowException, OSError) as e:
+                error = e
+        assert error is not None
+        raise failed(error) from error
+
+    return ModelRef(spec, uri, version, load, locate_onnx, _run_tag(store, info.run_id))
+
+
+def _run_tag(store: str, run_id: str | None, tag: str = STAC_ITEM_TAG) -> str | None:
+    """A tag of the run that logged the model (the MLM item's path), or None."""
+    if not run_id:
+        return None
+    try:
+        from mlflow import MlflowClient
+
+        value = MlflowClient(tracking_uri=store).get_run(run_id).data.tags.get(tag)
+    except Exception as e:  # the model is usable without it: the item link is informative
+        logger.warning("cannot read tag %s of MLflow run %s: %s", tag, run_id, e)
+        return None
+    return str(value) if value else None
 
 
 def _eager(module: nn.Module, spec: ModelSpec, uri: str) -> nn.Module:

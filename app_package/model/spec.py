@@ -90,3 +90,4 @@ class ModelSpec:
 # ---- portable local format: a folder with weights (state_dict) and spec JSON ----
 WEIGHTS_FILE = "model.pt"
 SPEC_FILE = "model.json"
+ONNX_FILE = "model.onnx"  # the same network exported to ONNX (`app_package.model.onnx`)

@@ -32,7 +32,7 @@ def ensure_registered(tracking_uri: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     from app_package.data.eurosat import read_chip
-    from app_package.model.source import resolve_model
+    from app_package.model.source import STAC_ITEM_TAG, resolve_model
     from app_package.stac.io import items, read_json, resolve_href
     from app_package.training.tracking import Tracker
 
@@ -43,7 +43,8 @@ def ensure_registered(tracking_uri: str) -> str | None:
         pass
     else:
         return None
-    loaded = resolve_model(str(DEFAULT_MODEL_CATALOG)).load()
+    ref = resolve_model(str(DEFAULT_MODEL_CATALOG))
+    loaded = ref.load()
     ((item, href),) = list(items(str(DEFAULT_MODEL_CATALOG)))
     report = read_json(resolve_href(item["assets"]["metrics"]["href"], href))
     chips = [
@@ -59,8 +60,12 @@ def ensure_registered(tracking_uri: str) -> str | None:
             }
         )
         run.set_tag("app_package.default_model", "true")
+        if ref.item_href:  # the shipped MLM item, so class maps can link it
+            run.set_tag(STAC_ITEM_TAG, ref.item_href)
         run.log_test_metrics(report)
-        registered = run.log_model(loaded.module, loaded.spec, np.stack(chips), MODEL_NAME)
+        registered = run.log_model(
+            loaded.module, loaded.spec, np.stack(chips), MODEL_NAME, onnx=ref.onnx_path()
+        )
         tracker.client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, registered.version)
     logger.info("registered the default model as %s", registered.model_uri)
     return registered.version

@@ -1,28 +1,44 @@
 """The output of training as STAC: a catalog with one item describing the model (STAC MLM).
 
 `model_item` and `catalog_dict` are pure (they return dicts); `write_catalog` writes them next to
-the asset files that `app_package.training.train.train` put in the item folder.
+the asset files that `app_package.training.train.train` put in the item folder, with each file's
+size and sha256 multihash (file extension).
+
+What the item claims, and why: `mlm:accelerator` is what *inference* needs (MLM's definition):
+any amd64 or ARM64 CPU runs the model, through PyTorch or the ONNX file with ONNX Runtime, so
+`amd64`, not constrained; the device that trained it is a hyperparameter (`training_device`).
+Bands follow STAC 1.1 (`bands` with eo v2 fields), like the class maps.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import platform
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from app_package.eo.bands import BANDS_BY_NAME, EUROSAT_CLASSES
-from app_package.model.spec import SPEC_FILE, WEIGHTS_FILE, ModelSpec
+from app_package.model.onnx import ONNX_ARTIFACT_TYPE, ONNX_MEDIA_TYPE, ONNX_OPSET
+from app_package.model.spec import ONNX_FILE, SPEC_FILE, WEIGHTS_FILE, ModelSpec
 
 STAC_VERSION = "1.1.0"
 MLM_EXTENSION = "https://stac-extensions.github.io/mlm/v1.5.2/schema.json"
 EO_EXTENSION = "https://stac-extensions.github.io/eo/v2.0.0/schema.json"
+FILE_EXTENSION = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
 METRICS_FILE = "metrics.json"
 CONFUSION_PNG = "confusion_matrix.png"
 ARCHITECTURE_NAMES = {"smallcnn": "SmallCNN (stride-2 stem CNN)", "resnet18": "ResNet-18"}
+TORCH_MEDIA_TYPE = "application/octet-stream; application=pytorch"
+# what inference needs (MLM: "the accelerator required to run the model"): any CPU
+INFERENCE_ACCELERATOR = "amd64"
+INFERENCE_ACCELERATOR_SUMMARY = (
+    "any amd64 or ARM64 CPU (PyTorch, or ONNX Runtime with the ONNX file); a CUDA GPU is used "
+    "where present but not needed"
+)
 
 
 @dataclass(frozen=True)
@@ -35,29 +51,65 @@ class ModelItemInfo:
     test_accuracy: float
     macro_f1: float
     total_parameters: int
-    accelerator: str  # torch device type used for training: "cpu" or "cuda"
+    training_device: str  # torch device type that trained it ("cpu", "cuda"), not inference's
     framework_version: str
     run_id: str
     run_url: str
     model_uri: str
-    training_source: str
+    training_source: str  # absolute path or URL of the training data's STAC reference
     batch_size: int = 64
     created: datetime | None = None
+    training_chips: int | None = None
+    # lon/lat bounding box of the training chips (the item's geometry), when known
+    bbox: tuple[float, float, float, float] | None = None
 
 
 def item_id(model_name: str, version: str) -> str:
-    """A filesystem- and URL-safe id, e.g. `eurosat-classifier-v3`."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{model_name}-v{version}").strip("-")
+    """A filesystem- and URL-safe, searchable (lowercase) id, e.g. `eurosat-classifier-v3`."""
+    return re.sub(r"[^a-z0-9_-]+", "-", f"{model_name}-v{version}".lower()).strip("-")
 
 
-def _accelerator(device_type: str) -> str:
-    if device_type == "cuda":
-        return "cuda"
-    return "macos-arm" if platform.machine().lower() in ("arm64", "aarch64") else "amd64"
+def multihash_sha256(data: bytes) -> str:
+    """The file extension's `file:checksum`: a multihash, sha2-256 (0x12), 32 bytes (0x20)."""
+    return "1220" + hashlib.sha256(data).hexdigest()
 
 
-def model_item(info: ModelItemInfo) -> dict[str, Any]:
-    """The STAC item (MLM v1.5.2, STAC 1.1 `bands`) with relative asset hrefs in its folder."""
+def file_fields(path: Path) -> dict[str, Any]:
+    """`file:size` and `file:checksum` of a file."""
+    data = path.read_bytes()
+    return {"file:size": len(data), "file:checksum": multihash_sha256(data)}
+
+
+def bbox_of(bboxes: Iterable[Iterable[float]]) -> tuple[float, float, float, float] | None:
+    """The lon/lat box around 2D boxes [w, s, e, n] (None when there are none)."""
+    boxes = [tuple(float(v) for v in b) for b in bboxes]
+    boxes = [b for b in boxes if len(b) == 4]
+    if not boxes:
+        return None
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+def _media_type(href: str) -> str | None:
+    if href.endswith(".json"):
+        return "application/json"
+    if href.endswith(".parquet"):
+        return "application/vnd.apache.parquet"
+    return None
+
+
+def model_item(
+    info: ModelItemInfo, files: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The STAC item (MLM v1.5.2, STAC 1.1 `bands`) with relative asset hrefs in its folder.
+
+    `files`: the `file:size`/`file:checksum` of each asset file, by file name (`file_fields`).
+    """
+    files = files or {}
     spec = info.spec
     n_bands = len(spec.bands)
     created = (info.created or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -82,19 +134,26 @@ def model_item(info: ModelItemInfo) -> dict[str, Any]:
         }
         for b in spec.bands
     ]
-    return {
+    hyper["training_device"] = info.training_device
+
+    def asset_file(name: str) -> dict[str, Any]:
+        return {"href": f"./{name}", **files.get(name, {})}
+
+    chips = f"{info.training_chips} " if info.training_chips else ""
+    item: dict[str, Any] = {
         "type": "Feature",
         "stac_version": STAC_VERSION,
-        "stac_extensions": [MLM_EXTENSION, EO_EXTENSION],
+        "stac_extensions": [MLM_EXTENSION, EO_EXTENSION] + ([FILE_EXTENSION] if files else []),
         "id": info.item_id,
         "geometry": None,
         "properties": {
             "datetime": created,
             "title": f"EuroSAT land-cover classifier ({spec.arch}, {n_bands} bands)",
             "description": (
-                f"{ARCHITECTURE_NAMES.get(spec.arch, spec.arch)} trained on EuroSAT-MS chips "
-                f"from {info.training_source}; test accuracy {info.test_accuracy:.4f}, "
-                f"macro F1 {info.macro_f1:.4f}. Registered in MLflow as {info.model_uri}."
+                f"{ARCHITECTURE_NAMES.get(spec.arch, spec.arch)} trained on {chips}EuroSAT-MS "
+                f"chips (the derived_from link); test accuracy {info.test_accuracy:.4f}, "
+                f"macro F1 {info.macro_f1:.4f}. Registered in MLflow as {info.model_uri}. "
+                "Weights as a PyTorch state_dict and as ONNX."
             ),
             "mlm:name": info.item_id,
             "mlm:architecture": ARCHITECTURE_NAMES.get(spec.arch, spec.arch),
@@ -103,10 +162,10 @@ def model_item(info: ModelItemInfo) -> dict[str, Any]:
             "mlm:framework_version": info.framework_version,
             "mlm:total_parameters": int(info.total_parameters),
             "mlm:pretrained": False,
-            "mlm:pretrained_source": None,
             "mlm:batch_size_suggestion": int(info.batch_size),
-            "mlm:accelerator": _accelerator(info.accelerator),
+            "mlm:accelerator": INFERENCE_ACCELERATOR,
             "mlm:accelerator_constrained": False,
+            "mlm:accelerator_summary": INFERENCE_ACCELERATOR_SUMMARY,
             "mlm:hyperparameters": hyper,
             "mlm:input": [
                 {
@@ -150,39 +209,78 @@ def model_item(info: ModelItemInfo) -> dict[str, Any]:
             "mlflow:model_uri": info.model_uri,
         },
         "links": [
-            {"rel": "root", "href": "../catalog.json", "type": "application/json"},
-            {"rel": "parent", "href": "../catalog.json", "type": "application/json"},
+            {
+                "rel": "root",
+                "href": "../catalog.json",
+                "type": "application/json",
+                "title": "Trained model",
+            },
+            {
+                "rel": "parent",
+                "href": "../catalog.json",
+                "type": "application/json",
+                "title": "Trained model",
+            },
             {"rel": "via", "href": info.run_url, "title": f"MLflow run {info.run_id}"},
+            {
+                "rel": "derived_from",
+                "href": info.training_source,
+                "title": f"Training data (STAC): {info.training_source}",
+                **(
+                    {"type": media}
+                    if (media := _media_type(info.training_source)) is not None
+                    else {}
+                ),
+            },
         ],
         "assets": {
             "model": {
-                "href": f"./{WEIGHTS_FILE}",
-                "type": "application/octet-stream; application=pytorch",
+                **asset_file(WEIGHTS_FILE),
+                "type": TORCH_MEDIA_TYPE,
                 "title": "PyTorch state_dict (torch.load(..., weights_only=True))",
-                "roles": ["mlm:model", "data"],
+                "roles": ["mlm:model", "mlm:weights", "data"],
                 "mlm:artifact_type": "torch.save",
                 "bands": bands,
             },
+            "model-onnx": {
+                **asset_file(ONNX_FILE),
+                "type": ONNX_MEDIA_TYPE,
+                "title": (
+                    f"ONNX (opset {ONNX_OPSET}, float32, any batch size): standardised chips "
+                    "[N, bands, H, W] in, logits [N, classes] out; runs with ONNX Runtime"
+                ),
+                "roles": ["mlm:model", "mlm:weights", "data"],
+                "mlm:artifact_type": ONNX_ARTIFACT_TYPE,
+                "bands": bands,
+            },
             "model-spec": {
-                "href": f"./{SPEC_FILE}",
+                **asset_file(SPEC_FILE),
                 "type": "application/json",
-                "title": "ModelSpec: bands, normalisation, classes (app_package.model.networks)",
+                "title": "ModelSpec: bands, normalisation, classes (app_package.model.spec)",
                 "roles": ["metadata"],
             },
             "metrics": {
-                "href": f"./{METRICS_FILE}",
+                **asset_file(METRICS_FILE),
                 "type": "application/json",
                 "title": "Test metrics: accuracy, macro F1, per-class P/R/F1, confusion matrix",
                 "roles": ["metadata"],
             },
             "confusion-matrix": {
-                "href": f"./{CONFUSION_PNG}",
+                **asset_file(CONFUSION_PNG),
                 "type": "image/png",
                 "title": "Confusion matrix on the test split",
                 "roles": ["overview", "visual"],
             },
         },
     }
+    if info.bbox is not None:  # where the training chips lie
+        w, s, e, n = info.bbox
+        item["bbox"] = [w, s, e, n]
+        item["geometry"] = {
+            "type": "Polygon",
+            "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]],
+        }
+    return item
 
 
 def catalog_dict(item_ids: list[str]) -> dict[str, Any]:
@@ -191,19 +289,37 @@ def catalog_dict(item_ids: list[str]) -> dict[str, Any]:
         "stac_version": STAC_VERSION,
         "id": "trained-model",
         "description": "A trained EuroSAT land-cover classifier described with STAC MLM",
-        "links": [{"rel": "root", "href": "./catalog.json", "type": "application/json"}]
+        "links": [
+            {
+                "rel": "root",
+                "href": "./catalog.json",
+                "type": "application/json",
+                "title": "Trained model",
+            }
+        ]
         + [
-            {"rel": "item", "href": f"./{i}/{i}.json", "type": "application/geo+json"}
+            {
+                "rel": "item",
+                "href": f"./{i}/{i}.json",
+                "type": "application/geo+json",
+                "title": f"Model {i} (STAC MLM)",
+            }
             for i in item_ids
         ],
     }
 
 
+ASSET_FILES = (WEIGHTS_FILE, ONNX_FILE, SPEC_FILE, METRICS_FILE, CONFUSION_PNG)
+
+
 def write_catalog(folder: Path, info: ModelItemInfo) -> Path:
-    """Write `folder/catalog.json` and `folder/<id>/<id>.json`; returns the catalog path."""
+    """Write `folder/catalog.json` and `folder/<id>/<id>.json` (with the size and checksum of
+    each asset file present in `folder/<id>/`); returns the catalog path."""
     item_dir = folder / info.item_id
     item_dir.mkdir(parents=True, exist_ok=True)
-    (item_dir / f"{info.item_id}.json").write_text(json.dumps(model_item(info), indent=2))
+    files = {n: file_fields(item_dir / n) for n in ASSET_FILES if (item_dir / n).is_file()}
+    item = model_item(info, files)
+    (item_dir / f"{info.item_id}.json").write_text(json.dumps(item, indent=2) + "\n")
     catalog = folder / "catalog.json"
     catalog.write_text(json.dumps(catalog_dict([info.item_id]), indent=2))
     return catalog

@@ -256,9 +256,18 @@ class Run:
         self.overhead_s += time.perf_counter() - t0
 
     def log_model(
-        self, model: nn.Module, spec: ModelSpec, example_chips: np.ndarray, model_name: str
+        self,
+        model: nn.Module,
+        spec: ModelSpec,
+        example_chips: np.ndarray,
+        model_name: str,
+        onnx: Path | None = None,
     ) -> RegisteredModel:
-        """Log the model with signature, input example and spec metadata; register a version."""
+        """Log the model with signature, input example and spec metadata; register a version.
+
+        `onnx`: the network's `model.onnx`, logged inside the MLflow model as
+        `extra_files/model.onnx`, so every `models:/` or `runs:/` URI of it finds the file
+        (`app_package.model.source.ModelRef.onnx_path`)."""
         import mlflow.pytorch
         import torch
         from mlflow.models import infer_signature
@@ -279,6 +288,7 @@ class Run:
             input_example=example,
             metadata={SPEC_METADATA_KEY: spec.to_dict()},
             registered_model_name=model_name,
+            extra_files=[str(onnx)] if onnx is not None else None,
         )
         version = str(info.registered_model_version)
         self.client.set_model_version_tag(model_name, version, "run_id", self.run_id)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,9 @@ def train(config: TrainConfig, progress: ProgressCallback = no_progress) -> Trai
 
     from app_package.data.dataset import load_labelled_chips
     from app_package.model.networks import build_model, resolve_device, save_local
+    from app_package.model.onnx import export_onnx, verify_onnx
+    from app_package.model.source import STAC_ITEM_TAG
+    from app_package.model.spec import ONNX_FILE
     from app_package.training import mlm, tracking
 
     config = validate_config(config)
@@ -106,6 +111,7 @@ def train(config: TrainConfig, progress: ProgressCallback = no_progress) -> Trai
         progress=scaled(progress, 0.0, 10.0),
     )
     check_classes(chips.counts(), chips.source)
+    chips_bbox = training_bbox(config.stac, chips.item_ids)
     splits = split_data(chips.y, config)
     spec = ModelSpec.for_bands(config.arch, bands)
     torch.manual_seed(config.seed)
@@ -151,42 +157,54 @@ def train(config: TrainConfig, progress: ProgressCallback = no_progress) -> Trai
         report["refit_epochs"] = result.best_epoch if config.refit else 0
         run.log_test_metrics(report)
         cpu_model = result.model.to("cpu").to(memory_format=torch.contiguous_format).float()
-        progress(90.0, f"logging and registering the model as {config.model_name}")
-        example = chips.x[splits.test[:2]]
-        registered = run.log_model(cpu_model, spec, example, config.model_name)
-        progress(95.0, "writing the output catalog")
-        with atomic_dir(config.output) as tmp:
+        progress(88.0, "exporting the model to ONNX")
+        onnx_dir = Path(tempfile.mkdtemp(prefix="onnx-"))
+        try:
+            onnx = export_onnx(cpu_model, spec, onnx_dir / ONNX_FILE)
+            verify_onnx(onnx, cpu_model, spec, chips.x[splits.test])  # same classes as torch
+            progress(90.0, f"logging and registering the model as {config.model_name}")
+            example = chips.x[splits.test[:2]]
+            registered = run.log_model(cpu_model, spec, example, config.model_name, onnx=onnx)
+            progress(95.0, "writing the output catalog")
             item_id = mlm.item_id(config.model_name, registered.version)
-            item_dir = tmp / item_id
-            save_local(cpu_model, spec, item_dir)
-            (item_dir / mlm.METRICS_FILE).write_text(json.dumps(report, indent=2))
-            (item_dir / mlm.CONFUSION_PNG).write_bytes(
-                confusion_matrix_png(report["confusion_matrix"], spec.classes)
-            )
-            mlm.write_catalog(
-                tmp,
-                mlm.ModelItemInfo(
-                    item_id=item_id,
-                    spec=spec,
-                    hyperparameters={
-                        k: v
-                        for k, v in config.params().items()
-                        if k not in ("output", "tracking_uri", "stac")
-                    },
-                    test_accuracy=float(report["accuracy"]),
-                    macro_f1=float(report["macro_f1"]),
-                    total_parameters=sum(p.numel() for p in cpu_model.parameters()),
-                    accelerator=device.type,
-                    framework_version=torch.__version__.split("+")[0],
-                    run_id=run.run_id,
-                    run_url=run.run_url,
-                    model_uri=registered.model_uri,
-                    training_source=config.stac,
-                    batch_size=config.batch_size,
-                ),
-            )
+            with atomic_dir(config.output) as tmp:
+                item_dir = tmp / item_id
+                save_local(cpu_model, spec, item_dir)
+                shutil.copyfile(onnx, item_dir / ONNX_FILE)
+                (item_dir / mlm.METRICS_FILE).write_text(json.dumps(report, indent=2))
+                (item_dir / mlm.CONFUSION_PNG).write_bytes(
+                    confusion_matrix_png(report["confusion_matrix"], spec.classes)
+                )
+                mlm.write_catalog(
+                    tmp,
+                    mlm.ModelItemInfo(
+                        item_id=item_id,
+                        spec=spec,
+                        hyperparameters={
+                            k: v
+                            for k, v in config.params().items()
+                            if k not in ("output", "tracking_uri", "stac")
+                        },
+                        test_accuracy=float(report["accuracy"]),
+                        macro_f1=float(report["macro_f1"]),
+                        total_parameters=sum(p.numel() for p in cpu_model.parameters()),
+                        training_device=device.type,
+                        framework_version=torch.__version__.split("+")[0],
+                        run_id=run.run_id,
+                        run_url=run.run_url,
+                        model_uri=registered.model_uri,
+                        training_source=_absolute(config.stac),
+                        batch_size=config.batch_size,
+                        training_chips=len(chips.y),
+                        bbox=chips_bbox,
+                    ),
+                )
+        finally:
+            shutil.rmtree(onnx_dir, ignore_errors=True)
         is_champion = run.promote_if_better(registered, float(report["accuracy"]))
         run.set_tag("output_catalog", str(config.output / "catalog.json"))
+        # the final path of the MLM item (the folder was written under a temporary name)
+        run.set_tag(STAC_ITEM_TAG, str((config.output / item_id / f"{item_id}.json").resolve()))
     progress(100.0, f"done: test accuracy {report['accuracy']:.3f}")
     return TrainResult(
         run_id=run.run_id,
@@ -198,3 +216,24 @@ def train(config: TrainConfig, progress: ProgressCallback = no_progress) -> Trai
         epochs_run=len(result.history),
         history=tuple(result.history),
     )
+
+
+def training_bbox(stac: str, item_ids: tuple[str, ...]) -> tuple[float, float, float, float] | None:
+    """The lon/lat box around the chips' items (the MLM item's geometry); None if unknown."""
+    from app_package.data.dataset import list_items
+    from app_package.training.mlm import bbox_of
+
+    wanted = set(item_ids)
+    try:
+        listed, _ = list_items(stac)
+    except Exception as e:  # the chips loaded already: the footprint is informative only
+        logger.warning("cannot list %s again for the training footprint: %s", stac, e)
+        return None
+    return bbox_of(i["bbox"] for i, _ in listed if i.get("id") in wanted and i.get("bbox"))
+
+
+def _absolute(ref: str) -> str:
+    """A STAC reference as links need it: URLs as they are, local paths made absolute."""
+    if "://" in ref:
+        return ref
+    return str(Path(ref).resolve())

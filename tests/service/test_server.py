@@ -122,6 +122,10 @@ def test_process_enums_match_the_library() -> None:
     assert T["inputs"]["arch"]["schema"]["enum"] == list(ARCHITECTURES)
     fields = set(training.TrainConfig.__dataclass_fields__)
     assert set(T["inputs"]) <= fields
+    from app_package.model.source import RUNTIMES
+    from processes.classification import PROCESS_METADATA as C
+
+    assert C["inputs"]["runtime"]["schema"]["enum"] == list(RUNTIMES)
 
 
 # ==================================================================== exceptions

@@ -22,7 +22,7 @@ from tests.conftest import SCHEMAS
 
 
 def _info(
-    bands: tuple[str, ...], arch: str = "smallcnn", accelerator: str = "cpu"
+    bands: tuple[str, ...], arch: str = "smallcnn", training_device: str = "cpu"
 ) -> ModelItemInfo:
     return ModelItemInfo(
         item_id=item_id("eurosat classifier", "7"),
@@ -31,7 +31,7 @@ def _info(
         test_accuracy=0.91,
         macro_f1=0.9,
         total_parameters=123456,
-        accelerator=accelerator,
+        training_device=training_device,
         framework_version="2.14.1",
         run_id="abc123",
         run_url="http://127.0.0.1:5000/#/experiments/1/runs/abc123",
@@ -40,8 +40,9 @@ def _info(
     )
 
 
-def test_item_id_is_path_safe() -> None:
+def test_item_id_is_path_safe_and_searchable() -> None:
     assert item_id("eurosat classifier", "7") == "eurosat-classifier-v7"
+    assert item_id("EuroSAT/Classifier.x", "12") == "eurosat-classifier-x-v12"
 
 
 def test_item_describes_inputs_by_band_name_and_outputs_with_classes() -> None:
@@ -63,18 +64,49 @@ def test_item_describes_inputs_by_band_name_and_outputs_with_classes() -> None:
     assert [c["value"] for c in classes] == [c.value for c in EUROSAT_CLASSES]
     assert classes[8]["color_hint"] == EUROSAT_CLASSES[8].color_hex
     assert props["mlm:framework"] == "PyTorch"
-    assert props["mlm:accelerator"] == "amd64"
-    assert model_item(_info(bands, accelerator="cuda"))["properties"]["mlm:accelerator"] == "cuda"
+    # the accelerator inference needs (any CPU), whatever trained it; the trainer is recorded
+    cuda = model_item(_info(bands, training_device="cuda"))["properties"]
+    for p, device in ((props, "cpu"), (cuda, "cuda")):
+        assert p["mlm:accelerator"] == "amd64" and p["mlm:accelerator_constrained"] is False
+        assert p["mlm:hyperparameters"]["training_device"] == device
     assert props["mlm:hyperparameters"]["lr"] == 0.001
     assert "samples_per_class" not in props["mlm:hyperparameters"]
     assert props["mlm:hyperparameters"]["head"] == {"pool": "meanstd", "chip_stats": True}
     assert [b["name"] for b in props["bands"]] == ["B8A", "B04", "B02"]
     model = item["assets"]["model"]
-    assert model["roles"] == ["mlm:model", "data"]
+    assert model["roles"] == ["mlm:model", "mlm:weights", "data"]
     assert model["mlm:artifact_type"] == "torch.save"
+    assert model["type"] == "application/octet-stream; application=pytorch"
+    onnx = item["assets"]["model-onnx"]
+    assert onnx["href"] == "./model.onnx" and onnx["mlm:artifact_type"] == "onnx"
+    assert onnx["type"] == "application/octet-stream; application=onnx"
+    assert {"mlm:model", "mlm:weights"} <= set(onnx["roles"])
     assert item["assets"]["model-spec"]["href"] == "./model.json"
     via = next(link for link in item["links"] if link["rel"] == "via")
-    assert via["href"].endswith("/runs/abc123")
+    assert via["href"].endswith("/runs/abc123") and via["title"] == "MLflow run abc123"
+    data = next(link for link in item["links"] if link["rel"] == "derived_from")
+    assert data["href"] == "/data/stac/catalog.json" and data["type"] == "application/json"
+    assert all(link.get("title") for link in item["links"])
+    assert item["geometry"] is None and "bbox" not in item  # no footprint given
+
+
+def test_footprint_and_file_fields() -> None:
+    from app_package.training.mlm import FILE_EXTENSION, bbox_of, multihash_sha256
+
+    box = bbox_of([[1, 50, 2, 51], [-3.5, 52, 0, 53], [1, 2, 3]])
+    assert box == (-3.5, 50, 2, 53) and bbox_of([]) is None
+    info = _info(("B02",))
+    item = model_item(
+        ModelItemInfo(**{**info.__dict__, "bbox": box}),
+        {"model.pt": {"file:size": 3, "file:checksum": multihash_sha256(b"abc")}},
+    )
+    assert item["bbox"] == [-3.5, 50, 2, 53]
+    assert item["geometry"]["coordinates"][0][0] == [-3.5, 50]
+    assert FILE_EXTENSION in item["stac_extensions"]
+    # sha2-256 multihash: 0x12, 32 bytes (0x20), then the digest
+    assert item["assets"]["model"]["file:checksum"] == (
+        "1220ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )
 
 
 @pytest.mark.parametrize(
