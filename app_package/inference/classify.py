@@ -18,15 +18,18 @@ from affine import Affine
 from app_package import __version__
 from app_package.eo.sentinel2 import Product, open_product
 from app_package.errors import ModelError
-from app_package.inference.classifier import ChipClassifier
+from app_package.inference.classifier import ChipClassifier, Network
 from app_package.inference.items import (
     CLASS_ASSET,
     CONFIDENCE_ASSET,
     PREVIEW_ASSET,
+    THUMBNAIL_ASSET,
+    MapClass,
     OutputGrid,
     build_catalog,
     build_item,
     map_classes,
+    output_id,
 )
 from app_package.inference.reader import (
     PREFETCH_DEPTH,
@@ -45,18 +48,17 @@ from app_package.util.outputs import atomic_dir, check_output_free
 from app_package.util.progress import ProgressCallback, no_progress
 
 if TYPE_CHECKING:
-    import torch
-
     from app_package.model.spec import ModelSpec
 
 logger = logging.getLogger(__name__)
 
 CATALOG = "catalog.json"
+THUMBNAIL_FILE = "thumbnail.png"
 
 
 def classify_product(
     product: Product,
-    module: torch.nn.Module | Callable[[], torch.nn.Module],
+    module: Network | Callable[[], Network],
     spec: ModelSpec,
     *,
     stride: int | None = None,
@@ -101,7 +103,9 @@ def classify_product(
         if dev.type == "cpu":
             torch.set_num_threads(inference_threads or max(1, usable_cpus() // 2))
         try:
-            net = module if isinstance(module, torch.nn.Module) else module()
+            from app_package.model.onnx import OnnxNetwork
+
+            net = module if isinstance(module, torch.nn.Module | OnnxNetwork) else module()
             classifier = ChipClassifier(net, spec, dev, batch_size, precision)
             classes, confidence, times = _classify_strips(ahead, classifier, grid, progress)
         finally:
@@ -137,6 +141,40 @@ def _classify_strips(
     return classes, confidence, times
 
 
+def class_map_thumbnail(
+    product: Product,
+    classes: np.ndarray,
+    transform: Affine,
+    pgrid: ProductGrid,
+    mclasses: list[MapClass],
+    model_uri: str,
+    model_version: str | None,
+) -> bytes:
+    """The PNG for people: the class map with its legend beside the product's quicklook."""
+    from app_package.inference.cog import CLASS_NODATA
+    from app_package.inference.thumbnail import MapLayer, Swatch, product_thumbnail
+
+    rows, cols = classes.shape
+    t = transform
+    extent = (t.c, t.f + t.e * rows, t.c + t.a * cols, t.f)
+    layer = MapLayer(
+        classes,
+        [Swatch(c.value, c.description, c.rgb) for c in mclasses],
+        CLASS_NODATA,
+        extent,
+        f"Land cover ({abs(transform.a):g} m cells)",
+    )
+    version = f" (version {model_version})" if model_version else ""
+    return product_thumbnail(
+        product,
+        layer,
+        pgrid.bounds,
+        title=product.id,
+        subtitle=f"EuroSAT land cover · model {model_uri}{version} · "
+        f"{product.datetime:%Y-%m-%d %H:%M} UTC",
+    )
+
+
 def classify(
     product: str,
     model: str,
@@ -147,10 +185,12 @@ def classify(
     device: str = "auto",
     tracking_uri: str | None = None,
     progress: ProgressCallback | Callable[[float, str], None] = no_progress,
+    runtime: str = "torch",
 ) -> Path:
-    """Classify a Sentinel-2 product with a model; write COGs, preview and STAC to `output`.
+    """Classify a Sentinel-2 product with a model; write COGs, pictures and STAC to `output`.
 
     `tracking_uri`: the MLflow store an MLflow model URI resolves against (as in training).
+    `runtime`: "torch" (PyTorch) or "onnx" (the model's ONNX file, ONNX Runtime, CPU).
 
     Returns `output/catalog.json`. Nothing is left in `output` when anything fails.
     """
@@ -171,7 +211,7 @@ def classify(
 
     classes, confidence, transform, pgrid, grid, _times = classify_product(
         prod,
-        loaded.loader,
+        loaded.loader_for(runtime),
         spec,
         stride=stride,
         batch_size=batch_size,
@@ -181,13 +221,19 @@ def classify(
     progress(95.0, "writing COGs and STAC")
     mclasses = map_classes(spec.classes)
     colors = [c.rgb for c in mclasses]
-    item_id = f"{prod.id}-landcover"
+    item_id = output_id(prod.id, "landcover")
     with atomic_dir(output) as tmp:
         folder = tmp / item_id
         folder.mkdir()
         write_class_cog(folder / "classification.tif", classes, transform, pgrid.crs, colors)
         write_confidence_cog(folder / "confidence.tif", confidence, transform, pgrid.crs)
         write_preview(folder / "preview.png", classes, colors)
+        progress(97.0, "drawing the thumbnail")
+        (folder / THUMBNAIL_FILE).write_bytes(
+            class_map_thumbnail(
+                prod, classes, transform, pgrid, mclasses, loaded.uri, loaded.version
+            )
+        )
         item = build_item(
             item_id=item_id,
             source_id=prod.id,
@@ -200,10 +246,12 @@ def classify(
             model_version=loaded.version,
             software_version=__version__,
             stride=grid.stride,
+            model_item_href=loaded.item_href,
             hrefs={
                 CLASS_ASSET: "./classification.tif",
                 CONFIDENCE_ASSET: "./confidence.tif",
                 PREVIEW_ASSET: "./preview.png",
+                THUMBNAIL_ASSET: f"./{THUMBNAIL_FILE}",
             },
         )
         import pystac

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -14,14 +15,21 @@ if TYPE_CHECKING:
     from rasterio.crs import CRS
 
 PROJECTION = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
-RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
+RASTER = "https://stac-extensions.github.io/raster/v2.0.0/schema.json"
 CLASSIFICATION = "https://stac-extensions.github.io/classification/v1.1.0/schema.json"
 PROCESSING = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
 
 CLASS_ASSET = "classification"
 CONFIDENCE_ASSET = "confidence"
 PREVIEW_ASSET = "preview"
+THUMBNAIL_ASSET = "thumbnail"
 COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+
+
+def output_id(source_id: str, kind: str) -> str:
+    """The id of an output item derived from a product, e.g. `s2a_msil1c_…-landcover`:
+    lowercase and URL-safe, as STAC's best practices ask of ids (they name folders too)."""
+    return re.sub(r"[^a-z0-9_.-]+", "-", f"{source_id}-{kind}".lower()).strip("-")
 
 
 @dataclass(frozen=True)
@@ -149,7 +157,9 @@ def derived_item(
         properties=props,
         stac_extensions=[PROJECTION, RASTER, CLASSIFICATION, PROCESSING],
     )
-    item.add_link(pystac.Link("derived_from", source_href, media_type=source_type))
+    item.add_link(
+        pystac.Link("derived_from", source_href, media_type=source_type, title="Source product")
+    )
     return item
 
 
@@ -163,16 +173,30 @@ def cog_asset(
     resolution: float,
     classes: list[dict[str, Any]] | None = None,
 ) -> pystac.Asset:
-    """A single-band COG asset with its raster (and classification) description."""
+    """A single-band COG asset with its raster (and classification) description, in STAC
+    1.1's `bands` (data type and nodata are common metadata there; raster v2 adds the
+    resolution), the convention the model's MLM item uses too."""
     import pystac
 
     extra: dict[str, Any] = {}
     if classes is not None:
         extra["classification:classes"] = classes
-    extra["raster:bands"] = [
-        {"data_type": data_type, "nodata": nodata, "spatial_resolution": resolution}
+    extra["bands"] = [
+        {
+            "name": roles[-1],
+            "data_type": data_type,
+            "nodata": nodata,
+            "raster:spatial_resolution": resolution,
+        }
     ]
     return pystac.Asset(href, title=title, media_type=COG_TYPE, roles=roles, extra_fields=extra)
+
+
+def thumbnail_asset(href: str, title: str) -> pystac.Asset:
+    """The PNG picture for people (map, legend and true-colour quicklook), role `thumbnail`."""
+    import pystac
+
+    return pystac.Asset(href, title=title, media_type=pystac.MediaType.PNG, roles=["thumbnail"])
 
 
 def build_item(
@@ -189,8 +213,13 @@ def build_item(
     software_version: str,
     stride: int,
     hrefs: dict[str, str],
+    model_item_href: str | None = None,
 ) -> pystac.Item:
-    """The output item; `hrefs` maps asset keys (classification, confidence, preview) to hrefs."""
+    """The output item; `hrefs` maps asset keys (classification, confidence, and optionally
+    preview and thumbnail) to hrefs.
+
+    Lineage: `derived_from` the source product and, where known, the model's STAC MLM item
+    (`model_item_href`), which links its MLflow run and training data in turn."""
     import pystac
 
     res = abs(grid.transform.a)
@@ -216,6 +245,15 @@ def build_item(
             "app-package:stride_px": stride,
         },
     )
+    if model_item_href:
+        item.add_link(
+            pystac.Link(
+                "derived_from",
+                model_item_href,
+                media_type="application/geo+json",
+                title=f"Model {model_uri} (STAC MLM item)",
+            )
+        )
     item.add_asset(
         CLASS_ASSET,
         cog_asset(
@@ -249,6 +287,13 @@ def build_item(
                 roles=["overview", "visual"],
             ),
         )
+    if THUMBNAIL_ASSET in hrefs:
+        item.add_asset(
+            THUMBNAIL_ASSET,
+            thumbnail_asset(
+                hrefs[THUMBNAIL_ASSET], "Land-cover map with legend beside a true-colour quicklook"
+            ),
+        )
     return item
 
 
@@ -259,7 +304,7 @@ def build_catalog(item: pystac.Item) -> pystac.Catalog:
     cat = pystac.Catalog(
         id=f"{item.id}-catalog",
         description=f"Classification output: {item.properties.get('title', item.id)}",
-        title="app-package classify output",
+        title=str(item.properties.get("title") or item.id),
     )
-    cat.add_item(item)
+    cat.add_item(item, title=item.properties.get("title") or item.id)
     return cat

@@ -27,11 +27,14 @@ from app_package.eo.bbox import DEFAULT_AOI_CRS, Bounds, check_aoi, parse_crs
 from app_package.eo.sentinel2 import GRID_RESOLUTION_M, BandSource, Product, open_product
 from app_package.errors import DataError, InputError
 from app_package.inference.items import (
+    THUMBNAIL_ASSET,
     MapClass,
     OutputGrid,
     classification_classes,
     cog_asset,
     derived_item,
+    output_id,
+    thumbnail_asset,
 )
 from app_package.inference.reader import product_grid, to_model_scale
 from app_package.inference.water import (
@@ -64,6 +67,7 @@ STRIP_ROWS: Final[int] = 1024  # rows read at once (about one JPEG2000 tile of a
 CATALOG: Final[str] = "catalog.json"
 WATER_ASSET: Final[str] = "water"
 WATER_FILE: Final[str] = "water.tif"
+THUMBNAIL_FILE: Final[str] = "thumbnail.png"
 WATER_CLASSES: Final[tuple[MapClass, ...]] = (
     MapClass(NOT_WATER, "not_water", "Not water (NDWI below the threshold)", (224, 224, 224)),
     MapClass(WATER, "water", "Water (NDWI at or above the threshold)", (13, 71, 161)),
@@ -246,8 +250,10 @@ def build_water_item(
     aoi_crs: str,
     software_version: str,
     href: str,
+    thumbnail_href: str | None = None,
 ) -> pystac.Item:
-    """The STAC item of one water mask; `href` is the mask COG's (relative) href."""
+    """The STAC item of one water mask; `href` is the mask COG's (relative) href,
+    `thumbnail_href` its picture's (no thumbnail asset without one)."""
 
     h, w = result.mask.shape
     t = result.transform
@@ -262,7 +268,7 @@ def build_water_item(
     if aoi is not None:
         properties["water:aoi"] = {"bbox": list(aoi), "crs": aoi_crs}
     item = derived_item(
-        item_id=f"{product.id}-water",
+        item_id=output_id(product.id, "water"),
         grid=OutputGrid(result.crs, t, w, h, bounds),
         acquired=product.datetime,
         source_href=product.source_href,
@@ -292,7 +298,34 @@ def build_water_item(
             classes=classification_classes(list(WATER_CLASSES), MASK_NODATA),
         ),
     )
+    if thumbnail_href is not None:
+        item.add_asset(
+            THUMBNAIL_ASSET,
+            thumbnail_asset(thumbnail_href, "Water mask and legend beside a true-colour quicklook"),
+        )
     return item
+
+
+def water_thumbnail(product: Product, result: WaterResult) -> bytes:
+    """The PNG for people: the water mask with its legend beside the quicklook of its window."""
+    from app_package.inference.thumbnail import MapLayer, Swatch, product_thumbnail
+
+    h, w = result.mask.shape
+    t = result.transform
+    bounds = (t.c, t.f + t.e * h, t.c + t.a * w, t.f)
+    labels = ("Not water", "Water")
+    swatches = [Swatch(c.value, x, c.rgb) for c, x in zip(WATER_CLASSES, labels, strict=True)]
+    layer = MapLayer(
+        result.mask, swatches, MASK_NODATA, bounds, f"Water: NDWI ≥ {result.threshold:.3f} (Otsu)"
+    )
+    return product_thumbnail(
+        product,
+        layer,
+        bounds,
+        title=product.id,
+        subtitle=f"Water bodies · NDWI = ({GREEN} − {NIR}) / ({GREEN} + {NIR}) · "
+        f"{abs(t.a):g} m pixels · {product.datetime:%Y-%m-%d %H:%M} UTC",
+    )
 
 
 # ---------------------------------------------------------------- the job
@@ -348,7 +381,8 @@ def water_bodies(
     with atomic_dir(output) as tmp:
         catalog = pystac.Catalog(
             id="water-bodies",
-            title="app-package water-bodies output",
+            title=f"Water bodies of {products[0].id}"
+            + (f" and {len(products) - 1} more products" if len(products) > 1 else ""),
             description=f"Water masks (NDWI + Otsu) of {len(products)} Sentinel-2 product(s)",
         )
         for i, product in enumerate(products):
@@ -362,6 +396,7 @@ def water_bodies(
                 aoi_crs=aoi_crs,
                 software_version=__version__,
                 href=f"./{WATER_FILE}",
+                thumbnail_href=f"./{THUMBNAIL_FILE}",
             )
             folder = tmp / item.id
             folder.mkdir()
@@ -369,7 +404,8 @@ def water_bodies(
             write_class_cog(
                 folder / WATER_FILE, result.mask, result.transform, result.crs, colors, "water"
             )
-            catalog.add_item(item)
+            (folder / THUMBNAIL_FILE).write_bytes(water_thumbnail(product, result))
+            catalog.add_item(item, title=item.properties.get("title") or item.id)
             item.set_self_href(str(folder / f"{item.id}.json"))
             logger.info(
                 "%s: NDWI threshold %.4f, water %.2f %%",

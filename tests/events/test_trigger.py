@@ -451,7 +451,7 @@ def test_collector_trigger_classification_end_to_end(
     assert r.xpending("s2", "app-package-trigger")["pending"] == 0
     (event,) = completed
     docs = _catalog_items(event["data"]["catalog"])
-    assert [d["id"] for d in docs] == ["S2A_T33UUU_A-landcover"]
+    assert [d["id"] for d in docs] == ["s2a_t33uuu_a-landcover"]
     assert event["data"]["item_href"] == item_url
     assert event["data"]["job_url"] == f"{ogc.url}/jobs/{event['data']['job_id']}"
     assert len(_job_ids(ogc) - before) == 1

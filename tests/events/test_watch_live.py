@@ -130,7 +130,7 @@ def test_watch_classifies_new_items_exactly_once(tmp_path: Path) -> None:
             result = srv.get(f"/jobs/{job['identifier']}/results").json()
             child = [lk["href"] for lk in result["links"] if lk["rel"] in ("item", "child")]
             docs = [requests.get(h, timeout=10).json() for h in child]
-            assert [d["id"] for d in docs] == [f"{name}-landcover"], json.dumps(docs)[:500]
+            assert [d["id"] for d in docs] == [f"{name.lower()}-landcover"], json.dumps(docs)[:500]
             assert any(a["href"].endswith(".tif") for a in docs[0]["assets"].values())
     finally:
         srv.stop()

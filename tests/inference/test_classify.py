@@ -13,7 +13,7 @@ import torch
 from rio_cogeo.cogeo import cog_validate
 
 from app_package.cli import main
-from app_package.eo.bands import EUROSAT_CLASS_NAMES, EUROSAT_FILE_BAND_ORDER
+from app_package.eo.bands import EUROSAT_CLASS_NAMES, EUROSAT_CLASSES, EUROSAT_FILE_BAND_ORDER
 from app_package.inference.classify import classify
 from app_package.inference.cog import write_class_cog
 from app_package.inference.reader import offset_lut, to_model_scale
@@ -23,6 +23,7 @@ from app_package.model.source import load_model_info
 from app_package.model.spec import ModelSpec
 from app_package.stac.validation import validate_catalog
 from tests.conftest import SCHEMAS
+from tests.inference.pictures import count, left_panel, not_blank, pixels
 from tests.support.datagen import make_chip, write_s2_item, write_safe
 
 ITEM_ID = "S2A_MSIL1C_20170216T102101_T33UUU_TEST"
@@ -197,6 +198,18 @@ def test_outputs_are_valid_cog_and_stac(
     assert [c["name"] for c in classes[:10]] == list(EUROSAT_CLASS_NAMES)
     assert classes[-1]["value"] == 255
     assert (item_path.parent / "preview.png").stat().st_size > 100
+    thumb = d["assets"]["thumbnail"]
+    assert thumb["roles"] == ["thumbnail"] and thumb["type"] == "image/png"
+    img = pixels(item_path.parent / thumb["href"])  # a PNG ≤ 1024 px
+    with rasterio.open(item_path.parent / "classification.tif") as ds:
+        present = set(np.unique(ds.read(1))) - {255}
+    right = img[:, img.shape[1] // 2 :]  # the map and the legend's right part, no quicklook
+    for value, c in enumerate(EUROSAT_CLASSES):  # the map's classes, and only those, drawn
+        n = count(img, c.rgb) if value in present else count(right, c.rgb)
+        # a present class fills cells and a legend patch (> 150 px); an absent one nothing,
+        # though Highway's grey also turns up at the anti-aliased edges of text (~20 px)
+        assert n > 150 if value in present else n < 100, (c.name, n)
+    assert not_blank(left_panel(img))  # the product's true colour beside the map
 
 
 def test_class_cog_has_mode_overviews(tmp_path: Path) -> None:
@@ -371,7 +384,7 @@ def test_cli_classify_safe(
               str(tmp_path / "out"), "--device", "cpu", "--batch-size", "16"])  # fmt: skip
     assert e.value.code == 0
     d = _outputs(tmp_path / "out")[1]
-    assert d["id"].startswith("S2A_MSIL1C_20170216T102101_N0400")
+    assert d["id"].startswith("s2a_msil1c_20170216t102101_n0400")
     assert d["links"][-1]["href"].endswith("MTD_MSIL1C.xml") or any(
         link["href"].endswith("MTD_MSIL1C.xml") for link in d["links"]
     )

@@ -40,6 +40,7 @@ from app_package.inference.water_bodies import (
 )
 from app_package.service.ogc import OGCError
 from tests.conftest import REPO, SCHEMAS
+from tests.inference.pictures import count, left_panel, not_blank, pixels
 from tests.support.datagen import S2_TEST_ORIGIN, write_jp2_bands, write_s2_item, write_safe
 
 SAMPLE_ITEM = REPO / "app_package" / "sample" / "s2-l1c" / "item.json"
@@ -177,7 +178,14 @@ def test_mask_finds_the_lake_and_keeps_nodata(tmp_path: Path, jp2: dict[str, Pat
     assert props["water:valid_pixels"] == H * W - 200
     assert -0.6 < props["water:ndwi_threshold"] < 0.4  # land ≈ -0.49, lake ≈ +0.47
     assert props["datetime"] == "2017-02-16T10:21:01Z"  # the source's acquisition time
-    assert {"rel": "derived_from", "href": src, "type": "application/geo+json"} in doc["links"]
+    source = {"rel": "derived_from", "href": src, "type": "application/geo+json"}
+    assert {**source, "title": "Source product"} in doc["links"]
+    # the scene has no B02: the thumbnail is the mask alone, with its legend (nodata included)
+    thumb = doc["assets"]["thumbnail"]
+    assert thumb["roles"] == ["thumbnail"] and thumb["type"] == "image/png"
+    img = pixels(Path(doc["_dir"]) / thumb["href"])
+    assert count(img, (13, 71, 161)) > 1000 and count(img, (224, 224, 224)) > 1000
+    assert count(img, (117, 117, 117)) > 20  # the hatching of nodata, drawn and in the legend
 
 
 def test_offset_is_removed_for_baseline_04(tmp_path: Path) -> None:
@@ -259,6 +267,11 @@ def test_real_subset_finds_the_havel_and_its_lakes(tmp_path: Path) -> None:
         assert ds.overviews(1) and ds.colormap(1)[WATER][:3] == (13, 71, 161)
     valid, errors, _ = cog_validate(str(mask_of(doc)))
     assert valid, errors
+    # the thumbnail: the mask (water, not water) beside the subset's true colour
+    img = pixels(Path(doc["_dir"]) / doc["assets"]["thumbnail"]["href"])
+    right = img[:, img.shape[1] // 2 :]
+    assert count(right, (13, 71, 161)) > 5000 and count(right, (224, 224, 224)) > 50000
+    assert not_blank(left_panel(img))
 
 
 def test_real_subset_with_a_lon_lat_aoi(tmp_path: Path) -> None:
