@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: install serve test lint typecheck bench clean
+.PHONY: install serve test lint typecheck bench browser clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found: install it (e.g. 'pyenv install 3.12.1') or set PYTHON312=/path/to/python3.12" >&2; exit 1; }
@@ -21,7 +21,8 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-serve: $(STAMP)
+# STAC Browser (/browser/) is built first where npm is present (once; `make browser`)
+serve: $(STAMP) $(if $(shell command -v npm 2>/dev/null),browser)
 	$(BIN)/app-package serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
@@ -37,5 +38,11 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
+# STAC Browser, served by `serve` at /browser/: needs Node.js 20 and npm (browser/build.sh)
+browser: browser/dist/index.html
+
+browser/dist/index.html: browser/package.json browser/package-lock.json browser/stac-browser.config.js browser/build.sh
+	browser/build.sh
+
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache browser/dist browser/.build

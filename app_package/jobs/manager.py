@@ -112,8 +112,11 @@ class ChildProcessManager(BaseManager):
         jobs, matched = self.store.page(query)
         return {"jobs": jobs, "numberMatched": matched}
 
-    def get_job_result(self, job_id: str) -> tuple[str | None, Any]:
-        """The output STAC catalog, its links made absolute URLs under `outputs_url`."""
+    def get_job_result(
+        self, job_id: str, published: dict[Path, str] | None = None
+    ) -> tuple[str | None, Any]:
+        """The output STAC catalog, its links made absolute URLs under `outputs_url` (local
+        paths in the `published` folders: the URLs those are served at)."""
         job = self.get_job(job_id)
         if status_of(job) is not JobStatus.successful or not job.get("location"):
             raise JobResultNotFoundError(job_id)
@@ -122,7 +125,7 @@ class ChildProcessManager(BaseManager):
             doc = json.loads(location.read_text())
         except (OSError, ValueError) as e:
             raise JobResultNotFoundError(job_id) from e
-        return "application/json", absolutise(doc, self.url_for(location))
+        return "application/json", absolutise(doc, self.url_for(location), published)
 
     def result_url(self, job: dict[str, Any]) -> str:
         """The URL of a successful job's output catalog."""

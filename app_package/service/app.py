@@ -26,20 +26,22 @@ from pygeoapi.process.base import JobNotFoundError
 from pygeoapi.util import JobStatus
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app_package import __version__
-from app_package.defaults import MODEL_NAME
+from app_package.defaults import DEFAULT_MODEL_CATALOG, MODEL_NAME, SAMPLE_DIR
 from app_package.jobs.manager import ChildProcessManager
 from app_package.jobs.processor import tracking_uri
 from app_package.jobs.records import TERMINAL, status_of
 from app_package.jobs.status import status_info
 from app_package.jobs.store import JobQuery, JobStoreUnavailable
-from app_package.service import health
+from app_package.service import browse, health
+from app_package.service.browser import browser_routes
 from app_package.service.execute import validate_execute
 from app_package.service.joblist import paging_links, parse_job_query
 from app_package.service.ogc import (
@@ -57,6 +59,7 @@ from app_package.service.ogc import (
     parse_prefer,
 )
 from app_package.service.results import results_answer
+from app_package.stac.io import absolutise
 from app_package.util.redact import redact
 
 logger = logging.getLogger(__name__)
@@ -64,6 +67,13 @@ logger = logging.getLogger(__name__)
 Endpoint = Callable[..., Awaitable[Response]]
 RUNNING = frozenset({JobStatus.running.value})
 DEFAULT_MODEL_TIMEOUT_S = 300.0
+
+
+def cors_origins(setting: Any) -> list[str]:
+    """The origins CORS lets in: `*` (anyone, read-only), a comma-separated list, or none."""
+    if isinstance(setting, (list, tuple)):
+        return [str(o).strip() for o in setting if str(o).strip()]
+    return [o.strip() for o in str(setting or "").split(",") if o.strip()]
 
 
 class Forward(Response):
@@ -97,6 +107,14 @@ class Service:
         self.max_body = max_body
         self._descriptions: dict[str, dict[str, Any]] = {}
         self.outputs = StaticFiles(directory=self.manager.output_dir, check_dir=False)
+        # folders whose files outputs may link to, and where they are served: the job outputs,
+        # the bundled sample (the default product and training data) and the shipped model
+        default_model_dir = DEFAULT_MODEL_CATALOG.parent
+        self.published = {
+            self.manager.output_dir: self.manager.config.outputs_url,
+            SAMPLE_DIR: f"{self.base_url}/sample",
+            default_model_dir: f"{self.base_url}/default-model",
+        }
         self.router = Router(
             routes=[
                 *self._route("/processes/{pid}/execution", self.execute, "POST"),
@@ -107,11 +125,34 @@ class Service:
                 *self._route("/jobs/{job_id}/results", self.results, "GET"),
                 *self._route("/conformance", self.conformance, "GET"),
                 *self._route("/health", self.health, "GET"),
+                *browser_routes(self.base_url),  # STAC Browser of the outputs
+                Route("/outputs/" + browse.ROOT_CATALOG, self.outputs_catalog, methods=["GET"]),
+                Route("/stac/outputs", self.outputs_catalog, methods=["GET"]),
+                Route("/stac/outputs/{path:path}", self.stac_output, methods=["GET"]),
                 Mount("/outputs", app=self.serve_output),
+                Mount("/sample", app=StaticFiles(directory=SAMPLE_DIR, check_dir=False)),
+                Mount(
+                    "/default-model",
+                    app=StaticFiles(directory=default_model_dir, check_dir=False),
+                ),
                 Mount("", app=pygeoapi_app),  # everything else, and other methods
             ],
             lifespan=None,
         )
+        self.cors_origins = cors_origins(api.config["server"].get("cors_origins", "*"))
+        self.entry: ASGIApp = self.router
+        if self.cors_origins:
+            self.entry = CORSMiddleware(
+                self.router,
+                allow_origins=self.cors_origins,
+                # anyone may read; only origins named in the configuration may also submit
+                # and dismiss jobs
+                allow_methods=["GET", "HEAD"]
+                if self.cors_origins == ["*"]
+                else ["GET", "HEAD", "POST", "DELETE"],
+                allow_headers=["Content-Type", "Prefer", "Idempotency-Key", "Accept"],
+                expose_headers=["Location", "Link", "Preference-Applied", "Retry-After"],
+            )
 
     def _route(self, path: str, endpoint: Endpoint, method: str) -> list[BaseRoute]:
         """The route with and without a trailing slash (as pygeoapi's own routes are)."""
@@ -139,15 +180,56 @@ class Service:
                 resp = self.error(413, "payload-too-large", f"request body over {self.max_body} B")
                 await resp(scope, receive, send)
                 return
-        await self.router(scope, receive, send)
+        await self.entry(scope, receive, send)
 
     async def serve_output(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A job's output file, as an OGC exception document when there is none."""
+        """A job's output file, as an OGC exception document when there is none; a STAC
+        document asked for with `?f=html` as its HTML page."""
+        if scope["path"].endswith(".json") and scope["method"] in ("GET", "HEAD"):
+            await (await self._output_document(Request(scope)))(scope, receive, send)
+            return
         try:
             await self.outputs(scope, receive, send)
         except HTTPException as e:  # StaticFiles raises for 404 / 405
             detail = f"{scope['path']}: {e.detail}"
             await self.error(e.status_code, "not-found", detail)(scope, receive, send)
+
+    async def _output_document(self, request: Request) -> Response:
+        """A JSON output file, local paths in its hrefs made URLs (`self.published`); as an
+        HTML page with `?f=html`."""
+        rel = request.url.path.removeprefix("/outputs/")
+        path = (self.manager.output_dir / rel).resolve()
+        try:
+            path.relative_to(self.manager.output_dir)
+            doc = await run_in_threadpool(lambda: json.loads(path.read_bytes()))
+        except (ValueError, OSError):
+            return self.error(404, "not-found", f"/outputs/{rel}: Not Found")
+        url = f"{self.manager.config.outputs_url}/{rel}"
+        stac = isinstance(doc, dict) and "stac_version" in doc
+        if stac:  # as on disk, with a `self` link and nothing local
+            doc = absolutise(doc, url, self.published)
+        if request.query_params.get("f") == "html" and stac:
+            return HTMLResponse(browse.render_stac(doc, url, self.base_url))
+        feature = isinstance(doc, dict) and doc.get("type") == "Feature"
+        kind = "application/geo+json" if feature else "application/json"
+        return self.json(doc, headers={"Content-Type": kind})
+
+    async def outputs_catalog(self, request: Request) -> Response:
+        """The root STAC catalog of every job's output catalog (also at /stac/outputs)."""
+        found = await run_in_threadpool(browse.find_output_catalogs, self.manager.output_dir)
+        doc = browse.root_catalog(self.manager.config.outputs_url, found)
+        if request.query_params.get("f") == "html":
+            return HTMLResponse(browse.render_stac(doc, doc["links"][0]["href"], self.base_url))
+        return self.json(doc)
+
+    async def stac_output(self, request: Request) -> Response:
+        """`/stac/outputs/<path>`: the same file under `/outputs` (a folder: its catalog)."""
+        path = request.path_params["path"].strip("/")
+        target = (self.manager.output_dir / path).resolve()
+        if target.is_dir() and (target / browse.ROOT_CATALOG).is_file():
+            path = f"{path}/{browse.ROOT_CATALOG}"
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(f"{self.manager.config.outputs_url}/{path}{query}", 308)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         """Start this worker's job supervisor with the server, stop it (and its jobs) after."""
@@ -333,7 +415,9 @@ class Service:
         """A finished job's results as its execute request asked, or its exception."""
         if status_of(job) is not JobStatus.successful:
             return self._failed(job, headers)
-        _, catalog = await run_in_threadpool(self.manager.get_job_result, job["identifier"])
+        _, catalog = await run_in_threadpool(
+            self.manager.get_job_result, job["identifier"], self.published
+        )
         spec = job.get("spec") or {}
         answer = results_answer(
             catalog,
@@ -387,4 +471,10 @@ class Service:
         job = await run_in_threadpool(self._job, job_id)
         if status_of(job) not in TERMINAL:
             raise OGCError(404, RESULT_NOT_READY, f"job {job_id} is {job['status']}: poll it")
+        if request.query_params.get("f") == "html" and status_of(job) is JobStatus.successful:
+            _, catalog = await run_in_threadpool(
+                self.manager.get_job_result, job_id, self.published
+            )
+            url = self.manager.result_url(job)
+            return HTMLResponse(browse.render_stac(catalog, url, self.base_url))
         return await self._results(job)

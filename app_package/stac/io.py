@@ -142,13 +142,36 @@ def find_catalog_file(ref: Path | str) -> Path:
     )
 
 
-def absolutise(doc: dict[str, Any], url: str) -> dict[str, Any]:
-    """A STAC document with its link and asset hrefs resolved against `url`; adds `self`."""
+def absolutise(
+    doc: dict[str, Any], url: str, published: dict[Path, str] | None = None
+) -> dict[str, Any]:
+    """A STAC document with its link and asset hrefs resolved against `url`; adds `self`.
+
+    `published` maps local folders to the URLs they are served at: an absolute path (or
+    `file://` URL) inside one of them becomes that URL, so a document served over HTTP links
+    nothing on the server's disk."""
     out = json.loads(json.dumps(doc))
     links = [lk for lk in out.get("links", []) if lk.get("rel") != "self"]
     for link in links:
-        link["href"] = urljoin(url, link["href"])
-    out["links"] = [{"rel": "self", "href": url, "type": "application/json"}, *links]
+        link["href"] = urljoin(url, publish(link["href"], published or {}))
+    kind = "application/geo+json" if out.get("type") == "Feature" else "application/json"
+    out["links"] = [{"rel": "self", "href": url, "type": kind}, *links]
     for asset in out.get("assets", {}).values():
-        asset["href"] = urljoin(url, asset["href"])
+        asset["href"] = urljoin(url, publish(asset["href"], published or {}))
     return out
+
+
+def publish(href: str, published: dict[Path, str]) -> str:
+    """`href` as a URL when it is a local path inside a folder of `published`, else as it is."""
+    if href.startswith("file://"):
+        path = urlparse(href).path
+    elif os.path.isabs(href):
+        path = href
+    else:
+        return href
+    path = os.path.normpath(path)
+    for folder, url in published.items():
+        rel = os.path.relpath(path, folder)
+        if rel != ".." and not rel.startswith("../"):
+            return f"{url.rstrip('/')}/{Path(rel).as_posix()}"
+    return href
