@@ -72,8 +72,24 @@ def workflow_inputs(document: dict[str, Any], entry: str) -> dict[str, str]:
             inputs = proc.get("inputs", {})
             if isinstance(inputs, list):
                 inputs = {i["id"]: i for i in inputs}
-            return {k: (v if isinstance(v, str) else str(v.get("type"))) for k, v in inputs.items()}
+            return {
+                k: type_name(v if isinstance(v, str) else v.get("type")) for k, v in inputs.items()
+            }
     raise InputError(f"CWL package has no entry {entry!r}")
+
+
+def type_name(cwl_type: Any) -> str:
+    """A CWL type in its short form: `File`, `Directory[]`, `enum?` (a list with "null" is
+    optional: `T?`; records, enums and arrays written out are named by their kind)."""
+    if isinstance(cwl_type, list):
+        others = [t for t in cwl_type if t != "null"]
+        name = type_name(others[0]) if len(others) == 1 else "union"
+        return name + "?" if "null" in cwl_type and not name.endswith("?") else name
+    if isinstance(cwl_type, dict):
+        if cwl_type.get("type") == "array":
+            return type_name(cwl_type.get("items")) + "[]"
+        return str(cwl_type.get("type"))
+    return str(cwl_type)
 
 
 def workflow_steps(document: dict[str, Any], entry: str) -> list[str]:

@@ -33,3 +33,19 @@ def test_cwl_job_order_and_step_progress_parsing() -> None:
     assert step_event("classify:  50%|##  | 50%") is None
     with pytest.raises(InputError, match="APP_PACKAGE_ENGINE"):
         check_engine("calrissian")
+
+
+def test_cwl_input_types_of_the_packages_in_short_form() -> None:
+    """Optional inputs written as lists with "null" (inline enums) are optional too."""
+    import yaml
+
+    from app_package.jobs.cwl_engine import type_name, workflow_inputs
+    from tests.conftest import REPO
+
+    assert type_name(["null", {"type": "enum", "symbols": ["torch", "onnx"]}]) == "enum?"
+    assert type_name({"type": "array", "items": "Directory"}) == "Directory[]"
+    assert type_name(["null", "int"]) == "int?" and type_name("string?") == "string?"
+    doc = yaml.safe_load((REPO / "cwl" / "tile-classification.cwl").read_text())
+    types = workflow_inputs(doc, "tile-classification")
+    assert types["runtime"] == "enum?" and types["product"] == "Directory[]"
+    assert types["model"] == "string"
