@@ -149,8 +149,10 @@ def class_map_thumbnail(
     mclasses: list[MapClass],
     model_uri: str,
     model_version: str | None,
+    quicklook: np.ndarray | bool | None = True,
 ) -> bytes:
-    """The PNG for people: the class map with its legend beside the product's quicklook."""
+    """The PNG for people: the class map with its legend beside the product's quicklook
+    (`quicklook`: read already, or True to read it now)."""
     from app_package.inference.cog import CLASS_NODATA
     from app_package.inference.thumbnail import MapLayer, Swatch, product_thumbnail
 
@@ -172,6 +174,7 @@ def class_map_thumbnail(
         title=product.id,
         subtitle=f"EuroSAT land cover · model {model_uri}{version} · "
         f"{product.datetime:%Y-%m-%d %H:%M} UTC",
+        quicklook=quicklook,
     )
 
 
@@ -195,6 +198,7 @@ def classify(
     Returns `output/catalog.json`. Nothing is left in `output` when anything fails.
     """
     from app_package.inference.cog import write_class_cog, write_confidence_cog, write_preview
+    from app_package.inference.thumbnail import quicklook_or_none
     from app_package.model.source import resolve_model
 
     output = Path(output)
@@ -209,6 +213,8 @@ def classify(
         prod.require(spec.bands)  # raises, naming the bands and the assets present
         raise ModelError(f"model {model} needs bands {missing} the product lacks")  # unreachable
 
+    # the quicklook first: after the whole product is decoded the same read is ~80 x slower
+    quicklook = quicklook_or_none(prod, product_grid(prod.require(spec.bands)).bounds)
     classes, confidence, transform, pgrid, grid, _times = classify_product(
         prod,
         loaded.loader_for(runtime),
@@ -231,7 +237,7 @@ def classify(
         progress(97.0, "drawing the thumbnail")
         (folder / THUMBNAIL_FILE).write_bytes(
             class_map_thumbnail(
-                prod, classes, transform, pgrid, mclasses, loaded.uri, loaded.version
+                prod, classes, transform, pgrid, mclasses, loaded.uri, loaded.version, quicklook
             )
         )
         item = build_item(
