@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -106,7 +107,6 @@ class Service:
         )
         self.max_body = max_body
         self._descriptions: dict[str, dict[str, Any]] = {}
-        self.outputs = StaticFiles(directory=self.manager.output_dir, check_dir=False)
         # folders whose files outputs may link to, and where they are served: the job outputs,
         # the bundled sample (the default product and training data) and the shipped model
         default_model_dir = DEFAULT_MODEL_CATALOG.parent
@@ -129,11 +129,10 @@ class Service:
                 Route("/outputs/" + browse.ROOT_CATALOG, self.outputs_catalog, methods=["GET"]),
                 Route("/stac/outputs", self.outputs_catalog, methods=["GET"]),
                 Route("/stac/outputs/{path:path}", self.stac_output, methods=["GET"]),
-                Mount("/outputs", app=self.serve_output),
-                Mount("/sample", app=StaticFiles(directory=SAMPLE_DIR, check_dir=False)),
+                Mount("/outputs", app=self.published_folder("/outputs", self.manager.output_dir)),
+                Mount("/sample", app=self.published_folder("/sample", SAMPLE_DIR)),
                 Mount(
-                    "/default-model",
-                    app=StaticFiles(directory=default_model_dir, check_dir=False),
+                    "/default-model", app=self.published_folder("/default-model", default_model_dir)
                 ),
                 Mount("", app=pygeoapi_app),  # everything else, and other methods
             ],
@@ -182,29 +181,37 @@ class Service:
                 return
         await self.entry(scope, receive, send)
 
-    async def serve_output(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A job's output file, as an OGC exception document when there is none; a STAC
-        document asked for with `?f=html` as its HTML page."""
-        if scope["path"].endswith(".json") and scope["method"] in ("GET", "HEAD"):
-            await (await self._output_document(Request(scope)))(scope, receive, send)
-            return
-        try:
-            await self.outputs(scope, receive, send)
-        except HTTPException as e:  # StaticFiles raises for 404 / 405
-            detail = f"{scope['path']}: {e.detail}"
-            await self.error(e.status_code, "not-found", detail)(scope, receive, send)
+    def published_folder(self, prefix: str, folder: Path) -> ASGIApp:
+        """The files of a folder the server publishes at `prefix` (job outputs, the bundled
+        sample, the shipped model): an OGC exception document when there is none; STAC
+        documents with a `self` link and nothing local, as their HTML page with `?f=html`."""
+        files = StaticFiles(directory=folder, check_dir=False)
+        url = self.published[folder]
 
-    async def _output_document(self, request: Request) -> Response:
-        """A JSON output file, local paths in its hrefs made URLs (`self.published`); as an
-        HTML page with `?f=html`."""
-        rel = request.url.path.removeprefix("/outputs/")
-        path = (self.manager.output_dir / rel).resolve()
+        async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["path"].endswith(".json") and scope["method"] in ("GET", "HEAD"):
+                request = Request(scope)
+                rel = request.url.path.removeprefix(prefix + "/")
+                answer = await self._document(request, folder, rel, f"{url}/{rel}")
+                await answer(scope, receive, send)
+                return
+            try:
+                await files(scope, receive, send)
+            except HTTPException as e:  # StaticFiles raises for 404 / 405
+                detail = f"{scope['path']}: {e.detail}"
+                await self.error(e.status_code, "not-found", detail)(scope, receive, send)
+
+        return serve
+
+    async def _document(self, request: Request, folder: Path, rel: str, url: str) -> Response:
+        """A JSON file of a published folder, local paths in its hrefs made URLs
+        (`self.published`); as an HTML page with `?f=html`."""
+        path = (folder / rel).resolve()
         try:
-            path.relative_to(self.manager.output_dir)
+            path.relative_to(folder)
             doc = await run_in_threadpool(lambda: json.loads(path.read_bytes()))
         except (ValueError, OSError):
-            return self.error(404, "not-found", f"/outputs/{rel}: Not Found")
-        url = f"{self.manager.config.outputs_url}/{rel}"
+            return self.error(404, "not-found", f"{request.url.path}: Not Found")
         stac = isinstance(doc, dict) and "stac_version" in doc
         if stac:  # as on disk, with a `self` link and nothing local
             doc = absolutise(doc, url, self.published)

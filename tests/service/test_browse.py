@@ -175,6 +175,8 @@ def test_lineage_map_model_run_training_data(server: Server) -> None:
     sources = {lk["title"]: lk["href"] for lk in class_map["links"] if lk["rel"] == "derived_from"}
     assert sources.pop("Source product") == f"{server.url}/sample/s2-l1c/item.json"
     assert requests.get(f"{server.url}/sample/s2-l1c/item.json", timeout=10).status_code == 200
+    page = requests.get(f"{server.url}/sample/s2-l1c/item.json?f=html", timeout=10)
+    assert page.headers["content-type"].startswith("text/html") and "B04" in page.text
     (model_href,) = sources.values()
     assert model_href == model_item_url
     # model → its training data (the bundled sample catalog, served) and its MLflow run
