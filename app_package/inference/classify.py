@@ -214,7 +214,7 @@ def classify(
         raise ModelError(f"model {model} needs bands {missing} the product lacks")  # unreachable
 
     # the quicklook first: after the whole product is decoded the same read is ~80 x slower
-    quicklook = quicklook_or_none(prod, product_grid(prod.require(spec.bands)).bounds)
+    quicklook = quicklook_or_none(prod)  # the whole product: the map's extent
     classes, confidence, transform, pgrid, grid, _times = classify_product(
         prod,
         loaded.loader_for(runtime),

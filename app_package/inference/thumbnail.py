@@ -241,9 +241,14 @@ def thumbnail_png(
 
 
 def read_quicklook(
-    product: Product, view: Bounds, *, max_px: int = QUICKLOOK_MAX_PX, threads: int | None = None
+    product: Product,
+    view: Bounds | None = None,
+    *,
+    max_px: int = QUICKLOOK_MAX_PX,
+    threads: int | None = None,
 ) -> np.ndarray | None:
-    """True-colour RGBA of `view` (in the bands' CRS), longest side ≤ `max_px`, read decimated.
+    """True-colour RGBA of `view` (in the bands' CRS; None: the whole product, as its 10 m
+    bands cover it), longest side ≤ `max_px`, read decimated.
 
     None when the product lacks B04, B03 or B02 (a water mask needs only B03 and B08).
     DataError when a band cannot be read.
@@ -257,16 +262,16 @@ def read_quicklook(
     if any(b not in product.bands for b in RGB_BANDS):
         logger.info("product %s has no %s: thumbnail without quicklook", product.id, RGB_BANDS)
         return None
-    left, bottom, right, top = view
-    ratio = (right - left) / (top - bottom)
-    w = max(1, round(max_px if ratio >= 1 else max_px * ratio))
-    h = max(1, round(max_px / ratio if ratio >= 1 else max_px))
     dns = []
     with rasterio.Env(GDAL_NUM_THREADS=str(threads or usable_cpus())):
         for name in RGB_BANDS:
             s = product.bands[name]
             try:
                 with rasterio.open(s.href) as ds:
+                    left, bottom, right, top = view = view or tuple(ds.bounds)
+                    ratio = (right - left) / (top - bottom)
+                    w = max(1, round(max_px if ratio >= 1 else max_px * ratio))
+                    h = max(1, round(max_px / ratio if ratio >= 1 else max_px))
                     window = ds.window(left, bottom, right, top)
                     shape = (
                         max(1, min(h, round(window.height))),
@@ -282,7 +287,7 @@ def read_quicklook(
     return true_colour(*(d[: shape[0], : shape[1]] for d in dns))
 
 
-def quicklook_or_none(product: Product, view: Bounds) -> np.ndarray | None:
+def quicklook_or_none(product: Product, view: Bounds | None = None) -> np.ndarray | None:
     """`read_quicklook`, or None (and a warning) when it cannot be read: a quicklook costs the
     picture its quicklook, not the job its outputs.
 

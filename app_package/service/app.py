@@ -233,7 +233,8 @@ class Service:
         """`/stac/outputs/<path>`: the same file under `/outputs` (a folder: its catalog)."""
         path = request.path_params["path"].strip("/")
         target = (self.manager.output_dir / path).resolve()
-        if target.is_dir() and (target / browse.ROOT_CATALOG).is_file():
+        inside = target.is_relative_to(self.manager.output_dir)
+        if inside and target.is_dir() and (target / browse.ROOT_CATALOG).is_file():
             path = f"{path}/{browse.ROOT_CATALOG}"
         query = f"?{request.url.query}" if request.url.query else ""
         return RedirectResponse(f"{self.manager.config.outputs_url}/{path}{query}", 308)

@@ -4,6 +4,7 @@ link of every output catalog in JSON and as an HTML page, `/jobs/{id}/results?f=
 from __future__ import annotations
 
 import json
+import os
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +25,6 @@ def test_root_catalog_lists_each_job_catalog_newest_first(tmp_path: Path) -> Non
     for i, job in enumerate(("old", "new")):
         (tmp_path / job).mkdir()
         (tmp_path / job / "catalog.json").write_text(json.dumps({"id": job, "title": f"T {job}"}))
-        import os
-
         os.utime(tmp_path / job / "catalog.json", (1000 + i, 1000 + i))
     (tmp_path / "writing").mkdir()  # a job folder without its catalog yet: not listed
     (tmp_path / "broken").mkdir()
