@@ -28,6 +28,7 @@ CHAMPION_URI = f"models:/{MODEL_NAME}@{CHAMPION_ALIAS}"
 TRAINING_PROCESS = "eurosat-training"
 CLASSIFICATION_PROCESS = "tile-classification"
 WATER_BODIES_PROCESS = "water-bodies"
+EVALUATION_PROCESS = "map-evaluation"
 
 # the model the package ships (scripts/make_default_model.py): registered as MODEL_NAME version 1
 # (CHAMPION_ALIAS) when a server starts on an empty registry, so classification works at once

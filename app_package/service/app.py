@@ -59,7 +59,7 @@ from app_package.service.ogc import (
     invalid,
     parse_prefer,
 )
-from app_package.service.results import results_answer
+from app_package.service.results import CATALOG_OUTPUT, results_answer
 from app_package.stac.io import absolutise
 from app_package.util.redact import redact
 
@@ -328,6 +328,14 @@ class Service:
             self._descriptions[pid] = meta
         return meta
 
+    def _output_id(self, pid: str) -> str:
+        """The id of a process's one output (`catalog` for a process no longer configured)."""
+        try:
+            outputs = self._process(pid).get("outputs") or {}
+        except OGCError:
+            return CATALOG_OUTPUT
+        return str(next(iter(outputs), CATALOG_OUTPUT))
+
     # ------------------------------------------------------------ handlers
     async def health(self, request: Any) -> Any:
         """The API health check (`service.health`): store, MLflow, disk, job slots."""
@@ -432,6 +440,7 @@ class Service:
             self.manager.result_url(job),
             spec.get("response", "raw"),
             spec.get("transmission") or {},
+            self._output_id(str(job.get("process_id", ""))),
         )
         all_headers = {**(headers or {}), **answer.headers}
         if answer.body is None:

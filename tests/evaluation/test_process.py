@@ -1,0 +1,47 @@
+"""`map-evaluation` through a running server: its description, the report as the results
+(its picture served beside it), and a bad input failing with the library's message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import requests
+
+from tests.evaluation import data
+from tests.support.server import Server, assert_valid
+
+
+def test_map_evaluation_process(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    class_map = data.write_map(folder / "classification.tif")
+    ref = data.write_reference(folder / "reference.gpkg")
+    inputs = {"map": str(class_map), "reference": ref.as_uri(), "field": "landcover",
+              "mapping": {k: v.split("|") for k, v in data.MAPPING.items()}}  # fmt: skip
+    srv = Server(tmp_path / "var", extra_env={"APP_PACKAGE_DATA_ROOTS": str(folder)}).start()
+    try:
+        desc = srv.get("/processes/map-evaluation", params={"f": "json"}).json()
+        assert_valid(desc, "process.yaml")
+        assert set(desc["outputs"]) == {"report"}
+        # synchronous, as a results document: the report under its output id
+        r = srv.execute("map-evaluation", inputs, prefer=None, response="document")
+        assert r.status_code == 200, r.text
+        assert_valid(r.json(), "results.yaml")
+        report = r.json()["report"]["value"]
+        assert report["cells"]["compared"] == sum(data.CELLS)
+        assert abs(report["kappa"] - data.KAPPA) < 1e-9
+        # asynchronous: the raw report, its picture served by the server
+        job = srv.submit("map-evaluation", inputs)
+        assert srv.wait(job, ("successful", "failed"))["status"] == "successful"
+        report = srv.get(f"/jobs/{job}/results").json()
+        assert abs(report["overall_accuracy"] - data.OVERALL) < 1e-9
+        preview = next(lk["href"] for lk in report["links"] if lk["rel"] == "preview")
+        assert preview.startswith(f"{srv.url}/outputs/{job}/")
+        png = requests.get(preview, timeout=10)
+        assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+        # a field the reference lacks: the job fails with the library's message
+        r = srv.execute("map-evaluation", {**inputs, "field": "kind"}, prefer=None)
+        assert r.status_code == 400, r.text
+        assert "has no field 'kind': its fields are 'id', 'landcover'" in r.json()["detail"]
+    finally:
+        srv.stop()
