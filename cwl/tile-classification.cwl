@@ -5,7 +5,7 @@ $namespaces:
 
 s:name: tile-classification
 s:softwareVersion: "0.1.0"
-s:description: Classifies Sentinel-2 L1C products chip by chip with a trained EuroSAT model into COG land-cover maps with STAC metadata.
+s:description: Classifies Sentinel-2 L1C or L2A products chip by chip with a trained EuroSAT model into COG land-cover maps with STAC metadata.
 s:author:
   - class: s:Organization
     s:name: app-package developers
@@ -18,9 +18,10 @@ $graph:
     id: tile-classification
     label: Sentinel-2 tile classification
     doc: >-
-      Classifies every 64x64 chip of each staged-in Sentinel-2 L1C product with a trained EuroSAT
-      model (scatter over the products) and stages out one STAC catalog that links one catalog per
-      product: class-map and confidence COGs and a PNG preview.
+      Classifies every 64x64 chip of each staged-in Sentinel-2 L1C or L2A product with a trained
+      EuroSAT model (scatter over the products), cells under clouds or snow as class Cloud, and
+      stages out one STAC catalog that links one catalog per product: class-map, confidence and
+      cloud-mask COGs and a PNG preview.
     requirements:
       NetworkAccess:
         networkAccess: true
@@ -30,8 +31,8 @@ $graph:
         type: Directory[]
         label: Sentinel-2 products
         doc: >-
-          Staged-in folders, each holding a STAC catalog.json of one Sentinel-2 L1C product (its
-          item with the 13 band assets by name). One classification per product.
+          Staged-in folders, each holding a STAC catalog.json of one Sentinel-2 L1C or L2A product
+          (its item with the band assets the model needs, by name). One classification per product.
       model:
         type: string
         label: Model
@@ -55,6 +56,21 @@ $graph:
         doc: >-
           What runs the network: torch (PyTorch, bf16 where the CPU has it) or onnx (the
           model's ONNX artifact on ONNX Runtime, CPU). Default torch.
+      cloud_mask:
+        type:
+          - "null"
+          - type: enum
+            symbols: [auto, s2cloudless, scl, none]
+        label: Cloud mask
+        doc: >-
+          Where clouds and snow are found: scl (an L2A product's scene classification), s2cloudless
+          (L1C reflectance, needs B10), none, or auto (scl for L2A, s2cloudless for L1C with B10,
+          else none). Masked cells get the class Cloud (10); the mask is an output asset. Default
+          auto.
+      cloud_threshold:
+        type: float?
+        label: Cloud threshold
+        doc: A cell becomes Cloud when more than this share (0-1) of it is masked. Default 0.5.
       tracking_uri:
         type: string?
         label: MLflow tracking URI
@@ -79,6 +95,8 @@ $graph:
           stride: stride
           batch_size: batch_size
           runtime: runtime
+          cloud_mask: cloud_mask
+          cloud_threshold: cloud_threshold
           tracking_uri: tracking_uri
         out: [catalog]
       merge:
@@ -126,6 +144,15 @@ $graph:
         label: Runtime
         doc: torch or onnx.
         inputBinding: {prefix: --runtime}
+      cloud_mask:
+        type:
+          - "null"
+          - type: enum
+            symbols: [auto, s2cloudless, scl, none]
+        label: Cloud mask
+        doc: auto, s2cloudless, scl or none.
+        inputBinding: {prefix: --cloud-mask}
+      cloud_threshold: {type: "float?", label: Cloud threshold, doc: Share of a cell masked above which it is Cloud., inputBinding: {prefix: --cloud-threshold}}
       tracking_uri: {type: "string?", label: MLflow tracking URI, doc: MLflow store the model URI resolves against., inputBinding: {prefix: --tracking-uri}}
     outputs:
       catalog:

@@ -1,4 +1,4 @@
-"""`tile-classification`: classify a Sentinel-2 L1C product into a land-cover COG + STAC.
+"""`tile-classification`: classify a Sentinel-2 L1C or L2A product into a land-cover COG + STAC.
 
 A thin adapter over `app_package.inference.classify.classify`.
 """
@@ -11,6 +11,11 @@ from typing import Any
 
 from app_package import __version__
 from app_package.defaults import CHAMPION_URI, CLASSIFICATION_PROCESS, SAMPLE_PRODUCT
+from app_package.inference.clouds import (
+    CLOUD_MASK_METHODS,
+    DEFAULT_CLOUD_MASK,
+    DEFAULT_CLOUD_THRESHOLD,
+)
 from app_package.jobs.processor import JobProcessor, tracking_uri
 from app_package.model.source import RUNTIMES
 from app_package.util.progress import ProgressCallback
@@ -23,9 +28,10 @@ PROCESS_METADATA: dict[str, Any] = {
     "id": CLASSIFICATION_PROCESS,
     "title": {"en": "Sentinel-2 tile classification"},
     "description": {
-        "en": "Classifies every 64x64 chip of a Sentinel-2 L1C product with a trained EuroSAT "
-        "model; writes a class map and a confidence map as COGs, a PNG preview and a STAC "
-        "catalog. Progress is reported per chip batch."
+        "en": "Classifies every 64x64 chip of a Sentinel-2 L1C or L2A product with a trained "
+        "EuroSAT model; cells under clouds or snow get the class Cloud; writes a class map, a "
+        "confidence map and the cloud mask as COGs, a PNG preview and a STAC catalog. Progress "
+        "is reported per chip batch."
     },
     "jobControlOptions": ["async-execute", "sync-execute"],
     "outputTransmission": ["value", "reference"],
@@ -43,8 +49,8 @@ PROCESS_METADATA: dict[str, Any] = {
         },
         "product": {
             "title": "Sentinel-2 product",
-            "description": "A STAC item (item.json) or SAFE folder of a Sentinel-2 L1C product, "
-            "as a path or URL. Default: the bundled real L1C subset (tile 33UUU).",
+            "description": "A STAC item (item.json) or SAFE folder of a Sentinel-2 L1C or L2A "
+            "product, as a path or URL. Default: the bundled real L1C subset (tile 33UUU).",
             "schema": {"type": "string", "format": "uri-reference", "minLength": 1},
             "minOccurs": 0,
             "maxOccurs": 1,
@@ -71,13 +77,41 @@ PROCESS_METADATA: dict[str, Any] = {
             "minOccurs": 0,
             "maxOccurs": 1,
         },
+        "cloud_mask": {
+            "title": "Cloud mask",
+            "description": "Where clouds and snow are found: scl (an L2A product's scene "
+            "classification: cloud shadow, cloud medium/high probability, thin cirrus, snow), "
+            "s2cloudless (L1C reflectance, needs B10), none, or auto (scl for L2A, s2cloudless "
+            "for L1C with B10, else none). Masked cells get the class Cloud (10); the mask is an "
+            "output asset. Default: auto.",
+            "schema": {
+                "type": "string",
+                "enum": list(CLOUD_MASK_METHODS),
+                "default": DEFAULT_CLOUD_MASK,
+            },
+            "minOccurs": 0,
+            "maxOccurs": 1,
+        },
+        "cloud_threshold": {
+            "title": "Cloud threshold",
+            "description": "A cell becomes Cloud when more than this share (0-1) of it is "
+            f"masked. Default: {DEFAULT_CLOUD_THRESHOLD}.",
+            "schema": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "default": DEFAULT_CLOUD_THRESHOLD,
+            },
+            "minOccurs": 0,
+            "maxOccurs": 1,
+        },
     },
     "outputs": {
         "catalog": {
             "title": "Classification catalog",
-            "description": "STAC catalog of the classified product: class-map and confidence "
-            "COGs, a PNG preview, a thumbnail with a legend (classification extension). Asset "
-            "hrefs resolve over HTTP on this server.",
+            "description": "STAC catalog of the classified product: class-map, confidence and "
+            "cloud-mask COGs, a PNG preview, a thumbnail with a legend (classification and eo "
+            "extensions, eo:cloud_cover). Asset hrefs resolve over HTTP on this server.",
             "schema": {
                 "type": "object",
                 "contentMediaType": "application/json",
@@ -106,6 +140,8 @@ class ClassificationProcessor(JobProcessor):
             stride=inputs.get("stride"),
             batch_size=int(inputs.get("batch_size", 256)),
             runtime=str(inputs.get("runtime", "torch")),
+            cloud_mask=str(inputs.get("cloud_mask", DEFAULT_CLOUD_MASK)),
+            cloud_threshold=float(inputs.get("cloud_threshold", DEFAULT_CLOUD_THRESHOLD)),
             tracking_uri=self.tracking_uri,  # MLflow model URIs resolve against the server's store
             progress=progress,
         )

@@ -7,6 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from app_package.cli.common import progress_bar
+from app_package.inference.clouds import (
+    CLOUD_MASK_METHODS,
+    DEFAULT_CLOUD_MASK,
+    DEFAULT_CLOUD_THRESHOLD,
+)
 
 
 def _add_classify(sub: Any) -> None:
@@ -45,6 +50,23 @@ def _add_classify(sub: Any) -> None:
         help="MLflow store that models:/ and runs:/ URIs resolve against "
         "(default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
     )
+    p.add_argument(
+        "--cloud-mask",
+        choices=CLOUD_MASK_METHODS,
+        default=DEFAULT_CLOUD_MASK,
+        help="where clouds and snow are found: scl (an L2A product's scene classification), "
+        "s2cloudless (L1C, needs B10), none, or auto (default: scl for L2A, s2cloudless for "
+        "L1C with B10, else none); masked cells get the class Cloud and the mask is written "
+        "as the cloud-mask COG",
+    )
+    p.add_argument(
+        "--cloud-threshold",
+        type=float,
+        default=DEFAULT_CLOUD_THRESHOLD,
+        metavar="SHARE",
+        help="a map cell becomes Cloud when more than this share (0-1) of it is masked "
+        f"(default {DEFAULT_CLOUD_THRESHOLD})",
+    )
     p.set_defaults(handler=_run_classify)
 
 
@@ -62,6 +84,8 @@ def _run_classify(args: argparse.Namespace) -> int:
             tracking_uri=args.tracking_uri,
             progress=progress,
             runtime=args.runtime,
+            cloud_mask=args.cloud_mask,
+            cloud_threshold=args.cloud_threshold,
         )
     print(out)
     return 0

@@ -40,6 +40,14 @@ S2_BANDS: Final[tuple[Band, ...]] = (
     Band("B12", 20, "swir22", 2.190, 0.242, ("swir22",)),
 )
 S2_BAND_NAMES: Final[tuple[str, ...]] = tuple(b.name for b in S2_BANDS)
+# Bands L2A products have no layer for: cirrus serves the atmospheric correction and is dropped.
+L2A_ABSENT_BANDS: Final[tuple[str, ...]] = ("B10",)
+# The bands a model uses unless told otherwise: every band both L1C and L2A products have (B10
+# holds almost no surface signal anyway). A model needing B10 cannot classify the L2A COGs most
+# users get (earth-search, Planetary Computer).
+DEFAULT_MODEL_BANDS: Final[tuple[str, ...]] = tuple(
+    n for n in S2_BAND_NAMES if n not in L2A_ABSENT_BANDS
+)
 BANDS_BY_NAME: Final[dict[str, Band]] = {b.name: b for b in S2_BANDS}
 
 # Band order inside the EuroSAT-MS GeoTIFFs: B8A is LAST (torchgeo issue #2458).
@@ -127,6 +135,38 @@ EUROSAT_CLASSES: Final[tuple[LandCoverClass, ...]] = (
 )
 EUROSAT_CLASS_NAMES: Final[tuple[str, ...]] = tuple(c.name for c in EUROSAT_CLASSES)
 CLASS_NODATA: Final[int] = 255  # class-map value for chips touching nodata
+
+# Class-map value for cells masked as cloud, cloud shadow, cirrus or snow (not land cover): after
+# EuroSAT's ten classes, so a map of any EuroSAT model keeps 0-9 for them.
+CLOUD_CLASS: Final[LandCoverClass] = LandCoverClass(10, "Cloud", "Cloud or snow", "E0E0E0")
+
+# Sentinel-2 L2A's scene classification layer (SCL, 20 m). Source: ESA Sentinel-2 L2A product
+# specification; ../shared/docs/domain.md.
+SCL_NAME: Final[str] = "SCL"
+SCL_ASSET_ALIASES: Final[tuple[str, ...]] = ("scl",)  # earth-search; Planetary Computer: "SCL"
+SCL_RESOLUTION_M: Final[int] = 20
+SCL_NO_DATA: Final[int] = 0
+SCL_CLOUD_SHADOW: Final[int] = 3
+SCL_VEGETATION: Final[int] = 4
+SCL_WATER: Final[int] = 6
+SCL_CLOUD_MEDIUM_PROBABILITY: Final[int] = 8
+SCL_CLOUD_HIGH_PROBABILITY: Final[int] = 9
+SCL_THIN_CIRRUS: Final[int] = 10
+SCL_SNOW: Final[int] = 11
+SCL_CLASSES: Final[dict[int, str]] = {
+    SCL_NO_DATA: "No data",
+    1: "Saturated or defective",
+    2: "Dark area pixels / topographic shadows",
+    SCL_CLOUD_SHADOW: "Cloud shadows",
+    SCL_VEGETATION: "Vegetation",
+    5: "Not vegetated",
+    SCL_WATER: "Water",
+    7: "Unclassified",
+    SCL_CLOUD_MEDIUM_PROBABILITY: "Cloud medium probability",
+    SCL_CLOUD_HIGH_PROBABILITY: "Cloud high probability",
+    SCL_THIN_CIRRUS: "Thin cirrus",
+    SCL_SNOW: "Snow or ice",
+}
 
 
 def band(name_or_alias: str) -> Band:

@@ -1,7 +1,10 @@
 """Opening a Sentinel-2 product: a STAC item (file or URL), a staged-in folder or a `.SAFE` folder.
 
 Bands are found by name whatever the provider's asset keys (`B8A`, `nir08`, `eo:bands`/`bands`
-common names); the radiometric offset comes from `MTD_MSIL1C.xml` or the STAC item.
+common names); the radiometric offset (L1C `RADIO_ADD_OFFSET`, L2A `BOA_ADD_OFFSET`) comes from
+`MTD_MSIL1C.xml` / `MTD_MSIL2A.xml` or the STAC item; the product level (L1C or L2A) from the
+item's properties, collection or id, or the metadata file; an L2A product's scene classification
+layer (SCL) is kept beside its spectral bands.
 """
 
 from __future__ import annotations
@@ -13,9 +16,18 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
-from app_package.eo.bands import BANDS_BY_NAME, L1C_QUANTIFICATION_VALUE, S2_BANDS, band
+from app_package.eo.bands import (
+    BANDS_BY_NAME,
+    L1C_QUANTIFICATION_VALUE,
+    L2A_ABSENT_BANDS,
+    S2_BANDS,
+    SCL_ASSET_ALIASES,
+    SCL_NAME,
+    SCL_RESOLUTION_M,
+    band,
+)
 from app_package.errors import DataError, InputError, NotFoundError
 from app_package.stac.io import CATALOG_FILE, is_url, items, read_json, resolve_href
 
@@ -25,6 +37,10 @@ logger = logging.getLogger(__name__)
 OFFSET_BASELINE = (4, 0)
 BASELINE_04_OFFSET = -1000.0
 GRID_RESOLUTION_M = 10
+
+Level = Literal["L1C", "L2A"]
+L1C: Final[Level] = "L1C"  # top-of-atmosphere reflectance, 13 bands
+L2A: Final[Level] = "L2A"  # bottom-of-atmosphere reflectance, 12 bands (no B10) + SCL
 
 
 @dataclass(frozen=True)
@@ -50,16 +66,32 @@ class Product:
     source_type: str = "application/geo+json"
     asset_keys: tuple[str, ...] = ()  # every asset/file the source listed (for error messages)
     properties: dict[str, Any] = field(default_factory=dict)
+    level: Level | None = None  # None: neither the metadata nor the id say
+    scl: BandSource | None = None  # L2A scene classification layer (20 m), not a spectral band
 
     def require(self, names: tuple[str, ...]) -> list[BandSource]:
-        """The sources of `names` in that order; DataError naming any band that is missing."""
+        """The sources of `names` in that order; DataError naming any band that is missing
+        (and, for a band L2A products lack, the model to use instead)."""
         missing = [n for n in names if n not in self.bands]
         if missing:
+            absent = [n for n in missing if n in L2A_ABSENT_BANDS]
+            hint = ""
+            if absent:
+                why = (
+                    f"L2A products have no {', '.join(absent)} (cirrus serves the atmospheric "
+                    "correction and is dropped)"
+                    if self.level == L2A
+                    else f"this product has no {', '.join(absent)}"
+                )
+                hint = (
+                    f". {why}: use a model trained without {', '.join(absent)}, e.g. the default "
+                    f"model, or train one on bands that leave {', '.join(absent)} out"
+                )
             raise DataError(
-                f"band{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing from product "
-                f"{self.id} ({self.source_href}): assets present are "
-                f"{', '.join(self.asset_keys) or 'none'}; bands recognised are "
-                f"{', '.join(self.bands) or 'none'}"
+                f"band{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing from "
+                f"{self.level or 'Sentinel-2'} product {self.id} ({self.source_href}): assets "
+                f"present are {', '.join(self.asset_keys) or 'none'}; bands recognised are "
+                f"{', '.join(self.bands) or 'none'}{hint}"
             )
         return [self.bands[n] for n in names]
 
@@ -89,10 +121,28 @@ class L1CMetadata:
     offsets: dict[str, float]  # canonical band name -> RADIO_ADD_OFFSET (0 before 04.00)
     start_time: datetime | None
     footprint: list[tuple[float, float]] = field(default_factory=list)  # (lon, lat)
+    level: Level | None = None  # PROCESSING_LEVEL (Level-1C / Level-2A) or the root element
 
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
+
+
+def level_of(*texts: object) -> Level | None:
+    """The product level named by the first text that names one: a processing level
+    ("L2A", "Level-2A"), product type ("S2MSI2A"), collection ("sentinel-2-c1-l2a") or product
+    id ("S2A_MSIL2A_…", "S2B_T33UUU_20240216T101234_L2A"); None when none does."""
+    for t in texts:
+        if not isinstance(t, str):
+            continue
+        u = t.upper()
+        has_2a = re.search(r"(?:^|[^A-Z0-9])(?:LEVEL-?2A|L2A)(?:$|[^A-Z0-9])|MSIL?2A", u)
+        has_1c = re.search(r"(?:^|[^A-Z0-9])(?:LEVEL-?1C|L1C)(?:$|[^A-Z0-9])|MSIL?1C", u)
+        if has_2a and not has_1c:
+            return L2A
+        if has_1c and not has_2a:
+            return L1C
+    return None
 
 
 def _canonical_physical(name: str) -> str:
@@ -147,6 +197,9 @@ def parse_mtd(source: Path | str | bytes) -> L1CMetadata:
         vals = [float(v) for v in pos.split()]
         footprint = [(vals[i + 1], vals[i]) for i in range(0, len(vals) - 1, 2)]  # lat lon
     return L1CMetadata(
+        level=level_of(
+            text("PROCESSING_LEVEL"), text("PRODUCT_TYPE"), _local(root.tag), text("PRODUCT_URI")
+        ),
         product_uri=(text("PRODUCT_URI") or "").removesuffix(".SAFE"),
         processing_baseline=baseline,
         quantification_value=float(quant) if quant else L1C_QUANTIFICATION_VALUE,
@@ -216,10 +269,14 @@ def product_from_item(item: dict[str, Any], href: str) -> Product:
     )
     assets = item.get("assets") or {}
     chosen: dict[str, tuple[int, int, BandSource]] = {}
+    scl: BandSource | None = None
     for key, asset in assets.items():
         if not isinstance(asset, dict) or "href" not in asset:
             continue
         media = str(asset.get("type", ""))
+        if key.lower() in SCL_ASSET_ALIASES:
+            scl = BandSource(SCL_NAME, resolve_href(asset["href"], href), 0.0, key)
+            continue
         for name, rank in _asset_band_names(key, asset):
             offset = _asset_raster_offset(asset, quant)
             if offset is None:
@@ -231,8 +288,18 @@ def product_from_item(item: dict[str, Any], href: str) -> Product:
                 chosen[name] = (rank, cog_first, src)
             break
     bands = {n: chosen[n][2] for n in BANDS_BY_NAME if n in chosen}
+    item_id = str(item.get("id", Path(href).stem))
+    level = level_of(
+        props.get("processing:level"),
+        props.get("s2:product_type"),
+        item.get("collection"),
+        props.get("s2:product_uri"),
+        item_id,
+    )
+    if level is None and scl is not None:
+        level = L2A  # only L2A products carry a scene classification
     return Product(
-        id=str(item.get("id", Path(href).stem)),
+        id=item_id,
         datetime=_parse_datetime(str(dt_value)),
         bands=bands,
         processing_baseline=str(baseline) if baseline else None,
@@ -240,11 +307,13 @@ def product_from_item(item: dict[str, Any], href: str) -> Product:
         source_href=href,
         asset_keys=tuple(assets),
         properties=dict(props),
+        level=level,
+        scl=scl,
     )
 
 
 # ------------------------------------------------------------------ SAFE folders
-_BAND_FILE = re.compile(r"_(B\d\d|B8A)(?:_(\d\d)m)?\.jp2$", re.IGNORECASE)
+_BAND_FILE = re.compile(r"_(B\d\d|B8A|SCL)(?:_(\d\d)m)?\.jp2$", re.IGNORECASE)
 
 
 def product_from_safe(folder: Path) -> Product:
@@ -265,9 +334,11 @@ def product_from_safe(folder: Path) -> Product:
         m = _BAND_FILE.search(f.name)
         if not m:
             continue
-        name = band(m.group(1)).name
-        res = int(m.group(2)) if m.group(2) else BANDS_BY_NAME[name].resolution_m
-        rank = abs(res - BANDS_BY_NAME[name].resolution_m)  # native resolution first
+        is_scl = m.group(1).upper() == SCL_NAME
+        name = SCL_NAME if is_scl else band(m.group(1)).name
+        native = SCL_RESOLUTION_M if is_scl else BANDS_BY_NAME[name].resolution_m
+        res = int(m.group(2)) if m.group(2) else native
+        rank = abs(res - native)  # native resolution first
         if name not in chosen or rank < chosen[name][0]:
             chosen[name] = (rank, f)
     bands = {
@@ -275,6 +346,7 @@ def product_from_safe(folder: Path) -> Product:
         for n in BANDS_BY_NAME
         if n in chosen
     }
+    scl_file = chosen[SCL_NAME][1] if SCL_NAME in chosen else None
     return Product(
         id=meta.product_uri or folder.name.removesuffix(".SAFE"),
         datetime=meta.start_time,
@@ -284,6 +356,8 @@ def product_from_safe(folder: Path) -> Product:
         source_href=str(mtd.resolve()),
         source_type="application/xml",
         asset_keys=tuple(f.name for f in files),
+        level=meta.level or (L2A if mtd.name == "MTD_MSIL2A.xml" else L1C),
+        scl=BandSource(SCL_NAME, str(scl_file.resolve()), 0.0, scl_file.name) if scl_file else None,
     )
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from app_package.eo.bands import EUROSAT_CLASSES
+from app_package.eo.bands import CLOUD_CLASS, EUROSAT_CLASSES
 
 if TYPE_CHECKING:
     import pystac
@@ -18,11 +19,13 @@ PROJECTION = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 RASTER = "https://stac-extensions.github.io/raster/v2.0.0/schema.json"
 CLASSIFICATION = "https://stac-extensions.github.io/classification/v1.1.0/schema.json"
 PROCESSING = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
+EO = "https://stac-extensions.github.io/eo/v2.0.0/schema.json"
 
 CLASS_ASSET = "classification"
 CONFIDENCE_ASSET = "confidence"
 PREVIEW_ASSET = "preview"
 THUMBNAIL_ASSET = "thumbnail"
+CLOUD_MASK_ASSET = "cloud-mask"
 COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 
 
@@ -44,6 +47,29 @@ class MapClass:
     @property
     def color_hex(self) -> str:
         return "".join(f"{c:02X}" for c in self.rgb)
+
+
+CLOUD_MAP_CLASS = MapClass(CLOUD_CLASS.value, CLOUD_CLASS.name, CLOUD_CLASS.title, CLOUD_CLASS.rgb)
+
+
+def value_colors(classes: Sequence[MapClass]) -> list[tuple[int, int, int]]:
+    """Colours indexed by value (`colors[v]` is value v's; black where no class has v)."""
+    colors = [(0, 0, 0)] * (max((c.value for c in classes), default=-1) + 1)
+    for c in classes:
+        colors[c.value] = c.rgb
+    return colors
+
+
+@dataclass(frozen=True)
+class CloudSummary:
+    """What the item says of the cloud mask: how it was made, the share of cells it took,
+    its own values and resolution."""
+
+    method: str
+    threshold: float
+    cover: float  # eo:cloud_cover, percent of the map's valid cells
+    values: Sequence[MapClass]
+    resolution: float
 
 
 def map_classes(names: tuple[str, ...]) -> list[MapClass]:
@@ -214,15 +240,31 @@ def build_item(
     stride: int,
     hrefs: dict[str, str],
     model_item_href: str | None = None,
+    clouds: CloudSummary | None = None,
 ) -> pystac.Item:
     """The output item; `hrefs` maps asset keys (classification, confidence, and optionally
-    preview and thumbnail) to hrefs.
+    preview, thumbnail and cloud-mask) to hrefs.
+
+    `clouds`: the map's cloud class came from a cloud mask: `eo:cloud_cover` and the mask's
+    asset (at `hrefs["cloud-mask"]`) are added.
 
     Lineage: `derived_from` the source product and, where known, the model's STAC MLM item
     (`model_item_href`), which links its MLflow run and training data in turn."""
     import pystac
 
     res = abs(grid.transform.a)
+    cloud_props: dict[str, Any] = {}
+    cloud_lineage = ""
+    if clouds is not None:
+        cloud_props = {
+            "eo:cloud_cover": clouds.cover,
+            "app-package:cloud_mask": clouds.method,
+            "app-package:cloud_threshold": clouds.threshold,
+        }
+        cloud_lineage = (
+            f"; cells of which the {clouds.method} cloud mask covers more than "
+            f"{clouds.threshold:.0%} are class {CLOUD_MAP_CLASS.name} ({CLOUD_MAP_CLASS.value})"
+        )
     item = derived_item(
         item_id=item_id,
         grid=grid,
@@ -237,14 +279,18 @@ def build_item(
         lineage=(
             f"Chips of the source product classified by {model_uri}"
             + (f" (version {model_version})" if model_version else "")
+            + cloud_lineage
         ),
         software_version=software_version,
         properties={
             "app-package:model_uri": model_uri,
             "app-package:model_version": model_version,
             "app-package:stride_px": stride,
+            **cloud_props,
         },
     )
+    if clouds is not None:
+        item.stac_extensions.append(EO)
     if model_item_href:
         item.add_link(
             pystac.Link(
@@ -277,6 +323,19 @@ def build_item(
             resolution=res,
         ),
     )
+    if clouds is not None and CLOUD_MASK_ASSET in hrefs:
+        item.add_asset(
+            CLOUD_MASK_ASSET,
+            cog_asset(
+                hrefs[CLOUD_MASK_ASSET],
+                title=f"Cloud mask ({clouds.method})",
+                roles=["data", "cloud"],
+                data_type="uint8",
+                nodata=255,
+                resolution=clouds.resolution,
+                classes=classification_classes(list(clouds.values)),
+            ),
+        )
     if PREVIEW_ASSET in hrefs:
         item.add_asset(
             PREVIEW_ASSET,

@@ -44,8 +44,10 @@ def test_onnx_runtime_maps_the_bundled_product_like_torch(tmp_path: Path) -> Non
     assert torch_map.shape == onnx_map.shape == (12, 24)
     assert np.array_equal(onnx_direct, fp32)
     assert np.array_equal(onnx_map, fp32.astype(np.uint8))
-    # bf16 autocast (the torch default on CPUs that compute bf16) gives the same 288 cells
-    assert np.array_equal(torch_map, onnx_map)
+    # bf16 autocast (the torch default on CPUs that compute bf16) may flip a near-tie cell: with
+    # the shipped model 1 of 288 (top-class probability 0.245 in both), none with the previous
+    differ = torch_map != onnx_map
+    assert differ.sum() <= 2, int(differ.sum())
     item = json.loads(next((tmp_path / "onnx").glob("*/*-landcover.json")).read_text())
     assert item["type"] == "Feature"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def random_model(folder: Path) -> Path:
+def random_model(folder: Path, bands: tuple[str, ...] | None = None) -> Path:
+    """An untrained SmallCNN over `bands` (default: all 13, EuroSAT file order)."""
     import torch
 
     from app_package.eo.bands import EUROSAT_FILE_BAND_ORDER
@@ -13,6 +14,6 @@ def random_model(folder: Path) -> Path:
     from app_package.model.spec import ModelSpec
 
     torch.manual_seed(0)
-    spec = ModelSpec.for_bands("smallcnn", EUROSAT_FILE_BAND_ORDER)
+    spec = ModelSpec.for_bands("smallcnn", bands or EUROSAT_FILE_BAND_ORDER)
     save_local(build_model(spec).eval(), spec, folder)
     return folder
