@@ -17,6 +17,7 @@ BENCHMARKS = {
     "server": "bench.server_bench",
     "job_list": "bench.job_list_bench",
     "onnx": "bench.onnx_bench",
+    "landcover": "bench.landcover_bench",
 }
 
 

@@ -35,7 +35,7 @@ $graph:
       bands:
         type: string[]?
         label: Bands
-        doc: Sentinel-2 bands the model uses, by name (B01 … B12, B8A). Default all 13.
+        doc: Sentinel-2 bands the model uses, by name (B01 … B12, B8A). Default the 12 without B10 (the bands L1C and L2A products both have).
       arch:
         type: string?
         label: Architecture
@@ -43,7 +43,7 @@ $graph:
       epochs:
         type: int?
         label: Epochs
-        doc: Maximum number of epochs. Default 10.
+        doc: Maximum number of epochs (early stopping picks the count). Default 30.
       batch_size:
         type: int?
         label: Batch size
@@ -84,6 +84,10 @@ $graph:
         type: int?
         label: Seed
         doc: Random seed (splits, initialisation, shuffling). Default 0.
+      radiometric:
+        type: double?
+        label: Radiometric augmentation
+        doc: Strength of random radiometric shifts of training chips (brightness, band gains, haze and its removal), 0 = off, 1 spans real products. Default 1.
       experiment:
         type: string?
         label: MLflow experiment
@@ -134,6 +138,7 @@ $graph:
           val_fraction: val_fraction
           test_fraction: test_fraction
           seed: seed
+          radiometric: radiometric
           experiment: experiment
           model_name: model_name
           tracking_uri: tracking_uri
@@ -163,7 +168,7 @@ $graph:
       lr: {type: "double[]", label: Learning rates, doc: One run per value (crossed with the other lists).}
       batch_size: {type: "int[]", label: Batch sizes, doc: One run per value (crossed with the other lists).}
       arch: {type: "string[]", label: Architectures, doc: One run per value (smallcnn and/or resnet18).}
-      epochs: {type: "int?", label: Epochs, doc: Maximum number of epochs of every run. Default 10.}
+      epochs: {type: "int?", label: Epochs, doc: Maximum number of epochs of every run. Default 30.}
       samples_per_class: {type: "int?", label: Samples per class, doc: Use at most this many chips per class. Default all.}
       seed: {type: "int?", label: Seed, doc: Random seed of every run. Default 0.}
       experiment: {type: "string?", label: MLflow experiment, doc: Experiment all runs are logged to. Default eurosat.}
@@ -247,6 +252,7 @@ $graph:
       val_fraction: {type: "double?", label: Validation fraction, doc: Validation share., inputBinding: {prefix: --val-fraction}}
       test_fraction: {type: "double?", label: Test fraction, doc: Test share., inputBinding: {prefix: --test-fraction}}
       seed: {type: "int?", label: Seed, doc: Random seed., inputBinding: {prefix: --seed}}
+      radiometric: {type: "double?", label: Radiometric augmentation, doc: Radiometric shift strength (0 off)., inputBinding: {prefix: --radiometric}}
       experiment: {type: "string?", label: MLflow experiment, doc: Experiment name., inputBinding: {prefix: --experiment}}
       model_name: {type: "string?", label: Registered model name, doc: Registry name., inputBinding: {prefix: --model-name}}
       tracking_uri: {type: "string?", label: MLflow tracking URI, doc: MLflow store., inputBinding: {prefix: --tracking-uri}}

@@ -13,11 +13,13 @@ from app_package import __version__
 from app_package.defaults import MODEL_NAME, SAMPLE_CATALOG, TRAINING_PROCESS
 from app_package.eo.bands import S2_BANDS
 from app_package.jobs.processor import JobProcessor, tracking_uri
+from app_package.training.config import TrainConfig
 from app_package.util.progress import ProgressCallback
 
 logger = logging.getLogger(__name__)
 
 BAND_NAMES = [b.name for b in S2_BANDS]  # the 13 bands, in their canonical order
+_D = TrainConfig(stac="", output=Path())  # the defaults, defined once in TrainConfig
 
 
 def _input(title: str, description: str, schema: dict[str, Any], required: bool = False) -> dict:
@@ -53,7 +55,8 @@ PROCESS_METADATA: dict[str, Any] = {
         "bands": {
             **_input(
                 "Bands",
-                "Sentinel-2 bands the model uses, by name. Default: all 13.",
+                "Sentinel-2 bands the model uses, by name. Default: the 12 without B10 (the "
+                "bands L1C and L2A products both have).",
                 {
                     "type": "array",
                     "items": {"type": "string", "enum": BAND_NAMES},
@@ -69,8 +72,8 @@ PROCESS_METADATA: dict[str, Any] = {
         ),
         "epochs": _input(
             "Epochs",
-            "Maximum number of epochs.",
-            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+            "Maximum number of epochs (early stopping picks the count).",
+            {"type": "integer", "minimum": 1, "maximum": 1000, "default": _D.epochs},
         ),
         "batch_size": _input(
             "Batch size",
@@ -122,6 +125,13 @@ PROCESS_METADATA: dict[str, Any] = {
             "Random seed (splits, initialisation, shuffling).",
             {"type": "integer", "minimum": 0, "default": 0},
         ),
+        "radiometric": _input(
+            "Radiometric augmentation",
+            "Strength of random radiometric shifts of training chips (brightness, per-band "
+            "gains, haze and its removal, as between seasons and between L1C and L2A); 0 = off, "
+            "1 spans what real products show.",
+            {"type": "number", "minimum": 0, "maximum": 3, "default": _D.radiometric},
+        ),
         "experiment": _input(
             "MLflow experiment",
             "Experiment the run is logged to.",
@@ -166,7 +176,6 @@ class TrainingProcessor(JobProcessor):
         self.tracking_uri = tracking_uri(processor_def)
 
     def run(self, inputs: dict[str, Any], output: Path, progress: ProgressCallback) -> Path:
-        from app_package.training.config import TrainConfig
         from app_package.training.train import train
 
         args = dict(inputs)

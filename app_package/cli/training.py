@@ -24,7 +24,8 @@ def _add_train(sub: Any) -> None:
     p.add_argument(
         "--bands",
         default=None,
-        help="comma-separated bands, e.g. B02,B03,B04,B08 (default: all 13)",
+        help="comma-separated bands, e.g. B02,B03,B04,B08 (default: the 12 without B10, which "
+        "L1C and L2A products both have)",
     )
     p.add_argument("--arch", default=d.arch, help=f"smallcnn or resnet18 (default: {d.arch})")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"default: {d.epochs}")
@@ -62,6 +63,14 @@ def _add_train(sub: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=d.seed, help=f"default: {d.seed}")
     p.add_argument("--device", default=d.device, help="auto (CUDA when present), cpu or cuda")
+    p.add_argument(
+        "--radiometric",
+        type=float,
+        default=d.radiometric,
+        metavar="STRENGTH",
+        help="strength of random radiometric shifts of training chips (brightness, band gains, "
+        f"haze and its removal), 0 = off, 1 spans real products (default: {d.radiometric})",
+    )
     p.add_argument(
         "--no-augment",
         dest="augment",
@@ -122,6 +131,7 @@ def _run_train(args: argparse.Namespace) -> int:
         experiment=args.experiment,
         model_name=args.model_name,
         augment=args.augment,
+        radiometric=args.radiometric,
         amp=args.amp,
         refit=args.refit,
     )

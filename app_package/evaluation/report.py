@@ -11,6 +11,7 @@ from typing import Any, Final
 import numpy as np
 
 from app_package import __version__
+from app_package.eo.bands import CLOUD_CLASS
 from app_package.evaluation.result import Evaluation
 
 REPORT_FILE: Final[str] = "evaluation.json"
@@ -83,7 +84,10 @@ def summary(e: Evaluation) -> str:
     reasons = [f"{x.overlapping} in overlapping reference classes"] if x.overlapping else []
     if x.nodata:
         reasons.append(f"{x.nodata} nodata")
-    reasons += [f"{n} of map value {v}" for v, n in sorted(x.not_a_class.items())]
+    reasons += [
+        f"{n} of map value {v}" + (f" ({CLOUD_CLASS.name})" if v == CLOUD_CLASS.value else "")
+        for v, n in sorted(x.not_a_class.items())
+    ]
     left_out = f"; not comparable: {', '.join(reasons)}" if reasons else ""
     width = max(len(v) for v in e.mapping.values)
     lines = [

@@ -11,6 +11,7 @@ import numpy as np
 
 from app_package.errors import DataError
 from app_package.model.spec import ModelSpec
+from app_package.training.radiometry import radiometric_jitter
 
 if TYPE_CHECKING:
     import torch
@@ -40,6 +41,11 @@ class ChipBatches:
 
         if x.dtype != np.uint16:
             raise DataError(f"chips must be uint16 DNs, got {x.dtype}")
+        if x.ndim != 4 or x.shape[1] != len(spec.bands):
+            raise DataError(
+                f"chips of shape {x.shape} do not match the model's {len(spec.bands)} bands "
+                f"({', '.join(spec.bands)}): expected [N, {len(spec.bands)}, H, W]"
+            )
         self.device = device
         self.n = int(x.shape[0])
         self.channels_last = channels_last
@@ -57,6 +63,7 @@ class ChipBatches:
         self.scale = torch.from_numpy(self._scale_np).to(device).view(1, -1, 1, 1)
         self.shift = torch.from_numpy(self._shift_np).to(device).view(1, -1, 1, 1)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.bands = spec.bands
 
     def concat(self, other: ChipBatches) -> ChipBatches:
         """These chips followed by `other`'s (same device and normalisation), held once more."""
@@ -75,10 +82,23 @@ class ChipBatches:
         return out
 
     def batch(
-        self, idx: torch.Tensor, *, augment: bool = False, generator: torch.Generator | None = None
+        self,
+        idx: torch.Tensor,
+        *,
+        augment: bool = False,
+        generator: torch.Generator | None = None,
+        radiometric: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised chips `idx` and their labels. `augment`: random flips/transposes;
+        `radiometric`: the strength of random radiometric shifts (`training.radiometry`), 0 off."""
         import torch
 
+        jitter = None
+        if radiometric > 0:  # drawn from the training generator: reproducible per seed
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
+            jitter = radiometric_jitter(
+                len(idx), self.bands, radiometric, np.random.default_rng(seed)
+            )
         if self.xn is not None:
             ids = idx.cpu().numpy()
             b = self.xn[ids]  # a copy: safe to augment in place
@@ -87,15 +107,26 @@ class ChipBatches:
                 _augment_uint16(b, flips)
             n, c, h, w = b.shape
             out = np.empty((n, h, w, c), dtype=np.float32)
-            np.multiply(b.transpose(0, 2, 3, 1), self._scale_np, out=out)
-            np.subtract(out, self._shift_np, out=out)
+            if jitter is None:
+                np.multiply(b.transpose(0, 2, 3, 1), self._scale_np, out=out)
+                np.subtract(out, self._shift_np, out=out)
+            else:  # (gain·DN + offset − mean) / std, folded into one multiply-add per chip and band
+                gain, offset = jitter
+                mul = (gain * self._scale_np)[:, None, None, :]
+                add = (offset * self._scale_np - self._shift_np)[:, None, None, :]
+                np.multiply(b.transpose(0, 2, 3, 1), mul, out=out)
+                np.add(out, add, out=out)
             xb = torch.from_numpy(out).permute(0, 3, 1, 2)  # NCHW view, channels_last memory
             if not self.channels_last:
                 xb = xb.contiguous()
             return xb, self.y[idx]
         assert self.x is not None
         idx = idx.to(self.device)
-        xb = self.x[idx].to(torch.float32).mul_(self.scale).sub_(self.shift)
+        xb = self.x[idx].to(torch.float32)
+        if jitter is not None:
+            g, o = (torch.from_numpy(a).to(self.device)[:, :, None, None] for a in jitter)
+            xb = xb.mul_(g).add_(o)
+        xb = xb.mul_(self.scale).sub_(self.shift)
         if augment:
             xb = augment_batch(xb, generator)
         return xb.contiguous(memory_format=self.memory_format), self.y[idx]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from app_package.defaults import MODEL_NAME
-from app_package.eo.bands import parse_bands
+from app_package.eo.bands import DEFAULT_MODEL_BANDS, parse_bands
 from app_package.errors import InputError
 from app_package.model.spec import ARCHITECTURES
 
@@ -28,9 +28,9 @@ class TrainConfig:
 
     stac: str
     output: Path
-    bands: tuple[str, ...] | None = None  # None = all 13
+    bands: tuple[str, ...] | None = None  # None = DEFAULT_MODEL_BANDS (the 12 without B10)
     arch: str = "smallcnn"
-    epochs: int = 10
+    epochs: int = 30  # an upper bound: early stopping (patience) picks the count
     batch_size: int = 64
     lr: float = 1e-3
     optimizer: str = "adamw"
@@ -49,11 +49,14 @@ class TrainConfig:
     experiment: str = "eurosat"
     model_name: str = MODEL_NAME
     augment: bool = True  # random flips and 90° rotations of training chips
+    # strength of random radiometric shifts of training chips (brightness, per-band gains, haze
+    # and its removal: `training.radiometry`); 0 = off
+    radiometric: float = 1.0
     amp: bool = True  # bf16 autocast (CPU with AVX512-BF16/AMX, CUDA)
     channels_last: bool = True
 
     def resolved_bands(self) -> tuple[str, ...]:
-        return parse_bands(self.bands)
+        return DEFAULT_MODEL_BANDS if self.bands is None else parse_bands(self.bands)
 
     def params(self) -> dict[str, Any]:
         """Hyperparameters and inputs as flat, loggable values."""
@@ -65,7 +68,7 @@ class TrainConfig:
 
 def validate_config(config: TrainConfig) -> TrainConfig:
     """Check every option before anything is loaded or trained; returns the canonical config."""
-    bands = parse_bands(config.bands)
+    bands = config.resolved_bands()
     if config.arch not in ARCHITECTURES:
         raise InputError(
             f"unknown architecture {config.arch!r}: choose one of {', '.join(ARCHITECTURES)}"
@@ -85,6 +88,12 @@ def validate_config(config: TrainConfig) -> TrainConfig:
     if config.lr_schedule not in LR_SCHEDULES:
         raise InputError(
             f"unknown LR schedule {config.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}"
+        )
+    if not (0 <= config.radiometric <= 3 and math.isfinite(config.radiometric)):
+        raise InputError(
+            f"radiometric augmentation strength must lie between 0 (off) and 3 "
+            f"(got {config.radiometric}); 1 spans what real products show",
+            field="radiometric",
         )
     if config.patience < 0:
         raise InputError(f"patience must be 0 (off) or more epochs (got {config.patience})")

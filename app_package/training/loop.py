@@ -172,7 +172,9 @@ def fit(
         correct = torch.zeros((), device=device, dtype=torch.int64)
         for b in range(math.ceil(data.n / config.batch_size)):
             idx = perm[b * config.batch_size : (b + 1) * config.batch_size]
-            xb, yb = data.batch(idx, augment=config.augment, generator=gen)
+            xb, yb = data.batch(
+                idx, augment=config.augment, generator=gen, radiometric=config.radiometric
+            )
             with _autocast(device, config.amp):
                 logits = model(xb)
                 loss = torch.nn.functional.cross_entropy(logits.float(), yb)

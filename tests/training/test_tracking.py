@@ -177,7 +177,7 @@ def test_training_against_a_real_mlflow_server(tmp_path: Path) -> None:
             main(["best-model", "--tracking-uri", url])
         assert e.value.code == 0
         _, spec = load_model("models:/eurosat-classifier@champion", tracking_uri=url)
-        assert len(spec.bands) == 13
+        assert spec.bands == cfg.resolved_bands() and len(spec.bands) == 12
         assert_no_run_left_running(url)
     finally:
         stop(server, timeout=30)

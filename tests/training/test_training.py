@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from app_package.eo.bands import EUROSAT_CLASS_NAMES
+from app_package.eo.bands import DEFAULT_MODEL_BANDS, EUROSAT_CLASS_NAMES
 from app_package.errors import AppPackageError, DataError, InputError, TrackingError
 from app_package.model.networks import build_model, load_local
 from app_package.model.spec import ModelSpec
@@ -29,7 +29,7 @@ from tests.support.training import assert_no_run_left_running, make_catalog, qui
 
 
 def synthetic(
-    n_per_class: int = 6, bands: int = 13, seed: int = 0
+    n_per_class: int = 6, bands: int = len(DEFAULT_MODEL_BANDS), seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = np.stack([make_chip(c, rng, bands) for c in range(10) for _ in range(n_per_class)])
@@ -77,10 +77,8 @@ def test_augment_batch_is_per_chip_dihedral() -> None:
 
 def test_evaluation_is_never_augmented() -> None:
     x, y = synthetic(2)
-    spec = ModelSpec.for_bands(
-        "smallcnn", tuple(TrainConfig(stac="", output=Path()).resolved_bands())
-    )
-    data = ChipBatches(x, y, spec, torch.device("cpu"))
+    spec = ModelSpec.for_bands("smallcnn", TrainConfig(stac="", output=Path()).resolved_bands())
+    data = ChipBatches(x[:, : len(spec.bands)], y, spec, torch.device("cpu"))
     torch.manual_seed(0)
     model = build_model(spec)
     a = predict_logits(model, data, amp=False)
@@ -125,6 +123,7 @@ def test_loop_options_change_the_run() -> None:
     assert _fit(replace(base, seed=1))[1] != losses
     # augmentation and mixed precision change the training losses
     assert _fit(replace(base, augment=False))[1] != losses
+    assert _fit(replace(base, radiometric=0.0))[1] != losses
     assert _fit(replace(base, amp=False))[1] != losses
 
 
@@ -133,9 +132,11 @@ def test_cli_flags_reach_the_config() -> None:
 
     base = ["train", "--stac", "x.json", "--output", "o"]
     args = build_parser().parse_args(base)
-    assert args.refit and args.augment and args.amp
-    args = build_parser().parse_args([*base, "--no-refit", "--no-augment", "--no-amp"])
-    assert not args.refit and not args.augment and not args.amp
+    assert args.refit and args.augment and args.amp and args.radiometric == 1.0
+    args = build_parser().parse_args(
+        [*base, "--no-refit", "--no-augment", "--no-amp", "--radiometric", "0.5"]
+    )
+    assert not args.refit and not args.augment and not args.amp and args.radiometric == 0.5
 
 
 def training_batch_sizes(model: torch.nn.Module) -> list[int]:
@@ -354,7 +355,7 @@ def test_train_tracks_registers_and_writes_a_valid_mlm_catalog(
     assert validate_catalog(result.catalog, SCHEMAS) == 2
     item_dir = result.catalog.parent / "eurosat-classifier-v1"
     local = load_local(item_dir / "model.pt", spec)
-    x = torch.randn(3, 13, 64, 64)
+    x = torch.randn(3, len(spec.bands), 64, 64)
     with torch.inference_mode():
         torch.testing.assert_close(local(x), model(x), rtol=1e-4, atol=1e-4)
     metrics = json.loads((item_dir / "metrics.json").read_text())
