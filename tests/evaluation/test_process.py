@@ -39,6 +39,26 @@ def test_map_evaluation_process(tmp_path: Path) -> None:
         assert preview.startswith(f"{srv.url}/outputs/{job}/")
         png = requests.get(preview, timeout=10)
         assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+        # other people's clients: OWSLib (sync, its default results document) and EOEPCA's
+        # generated client (async: statusInfo, status and results parse in its models)
+        from owslib.ogcapi.processes import Processes
+
+        doc = Processes(srv.url).execute("map-evaluation", inputs=inputs)
+        assert doc["report"]["value"]["cells"]["compared"] == sum(data.CELLS)
+        from ogc_api_processes_client.api_client_wrapper import ApiClientWrapper
+        from ogc_api_processes_client.configuration import Configuration
+
+        client = ApiClientWrapper(configuration=Configuration(host=srv.url))
+        assert client.get_process_description("map-evaluation").outputs
+        info = client.execute_simple(
+            "map-evaluation",
+            {"inputs": inputs, "response": "document"},
+            _headers={"Prefer": "respond-async", "Content-Type": "application/json"},
+        )
+        assert srv.wait(info.job_id, ("successful", "failed"))["status"] == "successful"
+        assert client.get_status(info.job_id).status.value == "successful"
+        qualified = client.get_result(info.job_id)["report"].actual_instance
+        assert qualified.media_type == "application/json"
         # a field the reference lacks: the job fails with the library's message
         r = srv.execute("map-evaluation", {**inputs, "field": "kind"}, prefer=None)
         assert r.status_code == 400, r.text
