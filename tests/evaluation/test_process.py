@@ -57,7 +57,10 @@ def test_map_evaluation_process(tmp_path: Path) -> None:
         )
         assert srv.wait(info.job_id, ("successful", "failed"))["status"] == "successful"
         assert client.get_status(info.job_id).status.value == "successful"
+        from ogc_api_processes_client.models.qualified_input_value import QualifiedInputValue
+
         qualified = client.get_result(info.job_id)["report"].actual_instance
+        assert isinstance(qualified, QualifiedInputValue)
         assert qualified.media_type == "application/json"
         # a field the reference lacks: the job fails with the library's message
         r = srv.execute("map-evaluation", {**inputs, "field": "kind"}, prefer=None)
