@@ -71,6 +71,13 @@ $graph:
         type: float?
         label: Cloud threshold
         doc: A cell becomes Cloud when more than this share (0-1) of it is masked. Default 0.5.
+      per_chip:
+        type: boolean?
+        label: Per chip
+        doc: >-
+          At strides below the chip size, classify every chip from scratch (exact, (64/stride)²
+          times the work) instead of pooling convolutional features computed once per strip.
+          Default false.
       tracking_uri:
         type: string?
         label: MLflow tracking URI
@@ -97,6 +104,7 @@ $graph:
           runtime: runtime
           cloud_mask: cloud_mask
           cloud_threshold: cloud_threshold
+          per_chip: per_chip
           tracking_uri: tracking_uri
         out: [catalog]
       merge:
@@ -153,6 +161,7 @@ $graph:
         doc: auto, s2cloudless, scl or none.
         inputBinding: {prefix: --cloud-mask}
       cloud_threshold: {type: "float?", label: Cloud threshold, doc: Share of a cell masked above which it is Cloud., inputBinding: {prefix: --cloud-threshold}}
+      per_chip: {type: "boolean?", label: Per chip, doc: Classify every chip from scratch at strides below the chip size., inputBinding: {prefix: --per-chip}}
       tracking_uri: {type: "string?", label: MLflow tracking URI, doc: MLflow store the model URI resolves against., inputBinding: {prefix: --tracking-uri}}
     outputs:
       catalog:

@@ -105,6 +105,16 @@ PROCESS_METADATA: dict[str, Any] = {
             "minOccurs": 0,
             "maxOccurs": 1,
         },
+        "per_chip": {
+            "title": "Per chip",
+            "description": "At strides below the chip size, classify every chip from scratch "
+            "(exact, (64/stride)² times the work) instead of pooling convolutional features "
+            "computed once per strip (a chip's border then sees its neighbours' pixels). "
+            "Default: false.",
+            "schema": {"type": "boolean", "default": False},
+            "minOccurs": 0,
+            "maxOccurs": 1,
+        },
     },
     "outputs": {
         "catalog": {
@@ -142,6 +152,7 @@ class ClassificationProcessor(JobProcessor):
             runtime=str(inputs.get("runtime", "torch")),
             cloud_mask=str(inputs.get("cloud_mask", DEFAULT_CLOUD_MASK)),
             cloud_threshold=float(inputs.get("cloud_threshold", DEFAULT_CLOUD_THRESHOLD)),
+            per_chip=bool(inputs.get("per_chip", False)),
             tracking_uri=self.tracking_uri,  # MLflow model URIs resolve against the server's store
             progress=progress,
         )

@@ -67,6 +67,12 @@ def _add_classify(sub: Any) -> None:
         help="a map cell becomes Cloud when more than this share (0-1) of it is masked "
         f"(default {DEFAULT_CLOUD_THRESHOLD})",
     )
+    p.add_argument(
+        "--per-chip",
+        action="store_true",
+        help="at strides below the chip size, classify every chip from scratch (exact, "
+        "(chip/stride)² x the work) instead of pooling features computed once per strip",
+    )
     p.set_defaults(handler=_run_classify)
 
 
@@ -86,6 +92,7 @@ def _run_classify(args: argparse.Namespace) -> int:
             runtime=args.runtime,
             cloud_mask=args.cloud_mask,
             cloud_threshold=args.cloud_threshold,
+            per_chip=args.per_chip,
         )
     print(out)
     return 0

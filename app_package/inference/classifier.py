@@ -15,7 +15,15 @@ from app_package.model.onnx import OnnxNetwork
 if TYPE_CHECKING:
     import torch
 
+    from app_package.inference.tiling import ChipGrid
     from app_package.model.spec import ModelSpec
+
+# window features (`ChipClassifier.window_probabilities`) run over column chunks of about this
+# many pixels (a 12-band, 1024-row chunk in float32 is ~100 MB), each with a halo of at least
+# WINDOW_HALO_PX on both sides so that a chunk's windows see what they would see in the whole
+# strip: SmallCNN's last features reach 19 px out
+WINDOW_CHUNK_PX = 2048
+WINDOW_HALO_PX = 32
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +147,62 @@ class ChipClassifier:
                     logits = self.module(x)
                 out[i : i + len(x)] = torch.softmax(logits.float(), 1).cpu().numpy()
         return out
+
+    def windows_supported(self) -> bool:
+        """Whether the network computes window features (`window_probabilities`): a SmallCNN
+        in PyTorch."""
+        from app_package.model.networks import SmallCNN
+
+        return self.onnx is None and isinstance(self.module, SmallCNN)
+
+    def window_probabilities(
+        self, block: np.ndarray, grid: ChipGrid, valid: np.ndarray
+    ) -> np.ndarray:
+        """[nr, nc, K] probabilities of the chips of a strip's pixel block [C, H, W] (H, W as
+        `reader.read_strips` makes them), from convolutional features computed once per column
+        chunk and pooled per chip window (`SmallCNN.window_logits`): at stride s a pixel's
+        features are computed once instead of (chip / s)² times. Windows with no valid chip in
+        their chunk are not computed (their rows of the result are zero)."""
+        import torch
+
+        from app_package.model.networks import SmallCNN
+
+        if not isinstance(self.module, SmallCNN) or self.onnx is not None:
+            raise ModelError("window features need a SmallCNN run in PyTorch")
+        nr, nc = valid.shape
+        s, chip = grid.stride, grid.chip
+        out = np.zeros((nr, nc, len(self.spec.classes)), dtype=np.float32)
+        halo = -(-WINDOW_HALO_PX // s)  # in windows
+        per_chunk = max(1, WINDOW_CHUNK_PX // s)
+        with torch.inference_mode():
+            for c0 in range(0, nc, per_chunk):
+                c1 = min(nc, c0 + per_chunk)
+                if not valid[:, c0:c1].any():
+                    continue
+                h0, h1 = max(0, c0 - halo), min(nc, c1 + halo)
+                part = block[:, : (nr - 1) * s + chip, h0 * s : (h1 - 1) * s + chip]
+                x = self._normalised_strip(part)
+                with torch.autocast(self.device.type, torch.bfloat16, enabled=self.autocast):
+                    logits = self.module.window_logits(x, chip, s)
+                probs = torch.softmax(logits.float(), -1)[:, c0 - h0 : c1 - h0]
+                out[:, c0:c1] = probs.cpu().numpy()
+        return out
+
+    def _normalised_strip(self, part: np.ndarray) -> torch.Tensor:
+        """[C, H, W] uint16 -> normalised [1, C, H, W] float32 on the device, channels_last."""
+        import torch
+
+        if part.shape[0] != len(self.spec.bands):
+            raise ModelError(
+                f"the strip has {part.shape[0]} bands, the model expects "
+                f"{len(self.spec.bands)}: " + ", ".join(self.spec.bands)
+            )
+        src = torch.from_numpy(part)[None].to(self.device)  # strided: one pass, no copy
+        x = torch.empty(src.shape, dtype=torch.float32, device=self.device)
+        x = x.contiguous(memory_format=torch.channels_last)
+        x.copy_(src)
+        shift, inv_std = self._shift.to(self.device), self._inv_std.to(self.device)
+        return torch.addcmul(shift, x, inv_std, out=x)
 
     def _run_onnx(self, chips: np.ndarray, net: OnnxNetwork, out: np.ndarray) -> np.ndarray:
         import torch

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -28,11 +29,11 @@ from app_package.inference.clouds import (
     CloudMask,
     CloudMaskMethod,
     apply_cloud_class,
+    begin_cloud_mask,
     cell_shares,
     check_threshold,
     choose_method,
     cloud_cover,
-    read_cloud_mask,
 )
 from app_package.inference.items import (
     CLASS_ASSET,
@@ -57,11 +58,13 @@ from app_package.inference.reader import (
     Strip,
     product_grid,
     read_strips,
+    strip_chip_rows,
     usable_cpus,
 )
 from app_package.inference.tiling import (
     ChipGrid,
     ProbabilityMosaic,
+    extract_chips,
 )
 from app_package.util.outputs import atomic_dir, check_output_free
 from app_package.util.progress import ProgressCallback, no_progress
@@ -74,6 +77,22 @@ logger = logging.getLogger(__name__)
 CATALOG = "catalog.json"
 THUMBNAIL_FILE = "thumbnail.png"
 CLOUD_MASK_FILE = "cloud-mask.tif"
+
+
+class _Stages:
+    """Wall seconds of a run's stages, in order (the INFO line benchmarks read)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self._t
+        self._t = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k} {v:.2f}" for k, v in self.laps.items())
 
 
 class ProductClassification(NamedTuple):
@@ -112,9 +131,15 @@ def classify_product(
     inference_threads: int | None = None,
     cloud_mask: str | CloudMaskMethod = DEFAULT_CLOUD_MASK,
     cloud_threshold: float = DEFAULT_CLOUD_THRESHOLD,
+    per_chip: bool = False,
 ) -> ProductClassification:
     """Classify every chip; cells more than `cloud_threshold` under clouds or snow (by the
     `cloud_mask` method, see `clouds`) take the cloud class.
+
+    At strides below the chip size a SmallCNN computes its features once per strip and pools
+    them per chip window (`window_features`; `times["windows"]` is 1) instead of classifying
+    every overlapping chip from scratch; `per_chip` keeps the exact per-chip path. At the chip
+    size's stride both are the per-chip path.
 
     `module`: the network, or a function that loads it (`ModelRef.loader`): decoding starts
     first, while torch is imported and the weights load (a core's time otherwise spent before
@@ -137,34 +162,54 @@ def classify_product(
     pgrid = product_grid(sources)
     grid = ChipGrid(pgrid.width, pgrid.height, spec.chip_size, stride or spec.chip_size)
     t0 = time.perf_counter()
-    clouds = read_cloud_mask(product, method, read_threads)
-    cloud_s = time.perf_counter() - t0 if clouds is not None else 0.0
-    strips = read_strips(
-        sources,
-        pgrid,
-        grid,
-        apply_offset=spec.radiometric_offset_applied,
-        threads=read_threads,
-        buffers=PREFETCH_DEPTH + 2,
-    )
-    with Prefetch(strips, PREFETCH_DEPTH) as ahead:  # one strip at a time (see read_strips)
-        import torch
+    mask_rest = begin_cloud_mask(product, method, read_threads)  # the reads that must come first
+    cloud_s = time.perf_counter() - t0 if mask_rest is not None else 0.0
+    # the rest of the mask (s2cloudless: its import and LightGBM, seconds of CPU) beside the
+    # decoding, in a thread of its own: the cores are not all busy all the time
+    # (the pool waits for it on the way out, after an error too: no thread left running)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloud-mask") as mask_pool:
+        mask_job = mask_pool.submit(_timed, mask_rest) if mask_rest is not None else None
+        windows = not per_chip and window_features(spec, grid)
+        strips = read_strips(
+            sources,
+            pgrid,
+            grid,
+            apply_offset=spec.radiometric_offset_applied,
+            threads=read_threads,
+            buffers=PREFETCH_DEPTH + 2,
+            extract=not windows,
+        )
+        with Prefetch(strips, PREFETCH_DEPTH) as ahead:  # one strip at a time (see read_strips)
+            import torch
 
-        from app_package.model.networks import resolve_device
+            from app_package.model.networks import resolve_device
 
-        dev = resolve_device(device)
-        before = torch.get_num_threads()
-        if dev.type == "cpu":
-            torch.set_num_threads(inference_threads or max(1, usable_cpus() // 2))
-        try:
-            from app_package.model.onnx import OnnxNetwork
+            dev = resolve_device(device)
+            before = torch.get_num_threads()
+            if dev.type == "cpu":
+                torch.set_num_threads(inference_threads or max(1, usable_cpus() // 2))
+            try:
+                from app_package.model.onnx import OnnxNetwork
 
-            net = module if isinstance(module, torch.nn.Module | OnnxNetwork) else module()
-            classifier = ChipClassifier(net, spec, dev, batch_size, precision)
-            classes, confidence, times = _classify_strips(ahead, classifier, grid, progress)
-        finally:
-            torch.set_num_threads(before)
+                net = module if isinstance(module, torch.nn.Module | OnnxNetwork) else module()
+                classifier = ChipClassifier(net, spec, dev, batch_size, precision)
+                if windows and not classifier.windows_supported():
+                    logger.info("%s: no window features, every chip classified", type(net).__name__)
+                    windows = False
+                classes, confidence, times = _classify_strips(
+                    ahead, classifier, grid, progress, windows
+                )
+            finally:
+                torch.set_num_threads(before)
+        t0 = time.perf_counter()
+        masked = mask_job.result() if mask_job is not None else None
+        waited = time.perf_counter() - t0
     transform = grid.cell_transform(pgrid.transform)
+    clouds: CloudMask | None = None
+    if masked is not None:
+        clouds, mask_s = masked
+        logger.info("cloud mask: %.2f s beside the decoding, %.2f s waited for", mask_s, waited)
+        cloud_s += mask_s
     if clouds is not None:
         t0 = time.perf_counter()
         shares = cell_shares(clouds, transform, classes.shape)
@@ -178,25 +223,72 @@ def classify_product(
     return ProductClassification(classes, confidence, transform, pgrid, grid, times, clouds)
 
 
+def _timed[T](work: Callable[[], T]) -> tuple[T, float]:
+    """work() and its wall seconds."""
+    t0 = time.perf_counter()
+    return work(), time.perf_counter() - t0
+
+
+def window_features(spec: ModelSpec, grid: ChipGrid) -> bool:
+    """Whether the map is made from window features (`ChipClassifier.window_probabilities`):
+    strides below the chip size, a SmallCNN, chip and stride multiples of its feature stride."""
+    from app_package.model.networks import SmallCNN
+
+    step = SmallCNN.FEATURE_STRIDE
+    return (
+        spec.arch == "smallcnn"
+        and grid.stride < grid.chip
+        and grid.stride % step == 0
+        and grid.chip % step == 0
+    )
+
+
+def _strip_probabilities(
+    strip: Strip, classifier: ChipClassifier, grid: ChipGrid, windows: bool
+) -> np.ndarray:
+    """[nr·nc, K] probabilities of a strip's chips (zero where not valid)."""
+    nr, nc = strip.valid.shape
+    flat = strip.valid.reshape(-1)
+    if windows:
+        assert strip.block is not None
+        return classifier.window_probabilities(strip.block, grid, strip.valid).reshape(nr * nc, -1)
+    chips = strip.chips
+    if chips is None:  # a block without window features: its chips, a few rows at a time
+        assert strip.block is not None
+        rows = strip_chip_rows(grid, strip.block.shape[0], extract=True)
+        return np.concatenate([
+            _strip_probabilities(
+                Strip(r, strip.valid[r:r + rows], chips=extract_chips(
+                    strip.block[:, r * grid.stride : (min(r + rows, nr) - 1) * grid.stride
+                                + grid.chip], grid)),
+                classifier, grid, False,
+            )
+            for r in range(0, nr, rows)
+        ])  # fmt: skip
+    probs = np.zeros((nr * nc, len(classifier.spec.classes)), dtype=np.float32)
+    if flat.all():  # the usual case: no 290 MB copy of the valid chips
+        probs[:] = classifier(chips)
+    elif flat.any():
+        probs[flat] = classifier(chips[flat])
+    return probs
+
+
 def _classify_strips(
     strips: Iterable[Strip],
     classifier: ChipClassifier,
     grid: ChipGrid,
     progress: ProgressCallback | Callable[[float, str], None],
+    windows: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
     n_classes = len(classifier.spec.classes)
     mosaic = ProbabilityMosaic(grid, n_classes)
-    times = {"model_s": 0.0, "chips": 0.0}
+    times = {"model_s": 0.0, "chips": 0.0, "windows": float(windows)}
     done = 0
     for strip in strips:
         nr, nc = strip.valid.shape
         flat = strip.valid.reshape(-1)
-        probs = np.zeros((nr * nc, n_classes), dtype=np.float32)
         t0 = time.perf_counter()
-        if flat.all():  # the usual case: no 290 MB copy of the valid chips
-            probs[:] = classifier(strip.chips)
-        elif flat.any():
-            probs[flat] = classifier(strip.chips[flat])
+        probs = _strip_probabilities(strip, classifier, grid, windows)
         times["model_s"] += time.perf_counter() - t0
         times["chips"] += float(flat.sum())
         mosaic.add(strip.r0, probs.reshape(nr, nc, -1), strip.valid)
@@ -256,6 +348,7 @@ def classify(
     runtime: str = "torch",
     cloud_mask: str = DEFAULT_CLOUD_MASK,
     cloud_threshold: float = DEFAULT_CLOUD_THRESHOLD,
+    per_chip: bool = False,
 ) -> Path:
     """Classify a Sentinel-2 product (L1C or L2A) with a model; write COGs, pictures and STAC
     to `output`.
@@ -265,6 +358,8 @@ def classify(
     `cloud_mask`: auto (SCL for L2A, s2cloudless for L1C with B10, else none), s2cloudless,
     scl or none; `cloud_threshold`: the share of a cell the mask must cover for the cell to
     be class Cloud (default 0.5). The mask is written as its own COG (`cloud-mask`).
+    `per_chip`: classify every chip from scratch at strides below the chip size, instead of
+    pooling features computed once per strip (see `classify_product`).
 
     Returns `output/catalog.json`. Nothing is left in `output` when anything fails.
     """
@@ -274,6 +369,7 @@ def classify(
 
     output = Path(output)
     check_output_free(output)
+    clock = _Stages()
     progress(0.0, "opening product")
     prod = open_product(product)
     progress(1.0, "loading model")
@@ -289,8 +385,10 @@ def classify(
         check_cloud_class_free(spec)
 
     # the quicklook first: after the whole product is decoded the same read is ~80 x slower
+    clock.lap("open_s")
     quicklook = quicklook_or_none(prod)  # the whole product: the map's extent
-    classes, confidence, transform, pgrid, grid, _times, clouds = classify_product(
+    clock.lap("quicklook_s")
+    classes, confidence, transform, pgrid, grid, times, clouds = classify_product(
         prod,
         loaded.loader_for(runtime),
         spec,
@@ -300,7 +398,9 @@ def classify(
         progress=lambda p, m: progress(2.0 + 0.93 * p, m),
         cloud_mask=method,
         cloud_threshold=threshold,
+        per_chip=per_chip,
     )
+    clock.lap("classify_s")
     progress(95.0, "writing COGs and STAC")
     mclasses = map_classes(spec.classes)
     summary: CloudSummary | None = None
@@ -333,12 +433,14 @@ def classify(
                 description="cloud_mask",
             )
         write_preview(folder / "preview.png", classes, colors)
+        clock.lap("cogs_s")
         progress(97.0, "drawing the thumbnail")
         (folder / THUMBNAIL_FILE).write_bytes(
             class_map_thumbnail(
                 prod, classes, transform, pgrid, mclasses, loaded.uri, loaded.version, quicklook
             )
         )
+        clock.lap("thumbnail_s")
         item = build_item(
             item_id=item_id,
             source_id=prod.id,
@@ -354,6 +456,7 @@ def classify(
             model_item_href=loaded.item_href,
             hrefs=hrefs,
             clouds=summary,
+            window_features=bool(times["windows"]),
         )
         import pystac
 
@@ -361,5 +464,10 @@ def classify(
         catalog.set_self_href(str(tmp / CATALOG))
         item.set_self_href(str(folder / f"{item_id}.json"))
         catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    clock.lap("stac_s")
+    logger.info(
+        "classify stages of %s: %s; of which model %.2f s, cloud mask %.2f s",
+        prod.id, clock, times["model_s"], times["cloud_mask_s"],
+    )  # fmt: skip
     progress(100.0, f"wrote {output / CATALOG}")
     return output / CATALOG

@@ -17,12 +17,14 @@ gets the share of its valid mask pixels that are masked, and cells whose share i
 `cloud_threshold` take the class `CLOUD_CLASS` instead of the model's.
 
 The core is pure (`scl_to_mask`, `s2cloudless_mask`, `cell_shares`, `apply_cloud_class`,
-`cloud_cover`); `read_cloud_mask` does the reading.
+`cloud_cover`); `read_cloud_mask` does the reading (`begin_cloud_mask`: the reading that must
+come first now, the rest later, e.g. in a thread beside the decoding).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
@@ -303,6 +305,13 @@ def read_scl_mask(product: Product, threads: int | None = None) -> CloudMask:
 def read_s2cloudless_mask(product: Product, threads: int | None = None) -> CloudMask:
     """s2cloudless on the product's bands read averaged at about 160 m (a whole number of
     pixels over the extent of B02, so the mask's pixels are 160 m give or take a fraction)."""
+    return begin_s2cloudless_mask(product, threads)()
+
+
+def begin_s2cloudless_mask(product: Product, threads: int | None = None) -> Callable[[], CloudMask]:
+    """`read_s2cloudless_mask` in two steps: the bands are read now, at 160 m; the returned
+    function runs s2cloudless on them (its import and LightGBM: seconds of CPU that may run
+    beside the product's decoding)."""
     import rasterio
     from rasterio.enums import Resampling
     from rasterio.errors import RasterioIOError
@@ -339,17 +348,32 @@ def read_s2cloudless_mask(product: Product, threads: int | None = None) -> Cloud
             valid &= dn > 0
             # negative reflectance (DN < -offset since 04.00) as 0: s2cloudless never saw any
             refl[..., i] = np.maximum((dn + s.offset) / product.quantification_value, 0.0)
-    return CloudMask(s2cloudless_mask(refl, valid), transform, crs, CloudMaskMethod.S2CLOUDLESS)
+
+    def compute() -> CloudMask:
+        return CloudMask(s2cloudless_mask(refl, valid), transform, crs, CloudMaskMethod.S2CLOUDLESS)
+
+    return compute
+
+
+def begin_cloud_mask(
+    product: Product, method: CloudMaskMethod, threads: int | None = None
+) -> Callable[[], CloudMask] | None:
+    """What must be read before the product's bands are decoded is read now (s2cloudless's
+    decimated reads: after a JPEG2000 band was decoded in full the same read was measured
+    ~80 x slower); the returned function does the rest and returns the mask (None for NONE).
+    `classify_product` runs it in a thread beside the decoding."""
+    if method is CloudMaskMethod.SCL:
+        return lambda: read_scl_mask(product, threads)
+    if method is CloudMaskMethod.S2CLOUDLESS:
+        return begin_s2cloudless_mask(product, threads)
+    if method is CloudMaskMethod.AUTO:
+        raise ValueError("resolve 'auto' with choose_method first")
+    return None
 
 
 def read_cloud_mask(
     product: Product, method: CloudMaskMethod, threads: int | None = None
 ) -> CloudMask | None:
     """The product's cloud mask by `method` (chosen by `choose_method`); None for NONE."""
-    if method is CloudMaskMethod.SCL:
-        return read_scl_mask(product, threads)
-    if method is CloudMaskMethod.S2CLOUDLESS:
-        return read_s2cloudless_mask(product, threads)
-    if method is CloudMaskMethod.AUTO:
-        raise ValueError("resolve 'auto' with choose_method first")
-    return None
+    rest = begin_cloud_mask(product, method, threads)
+    return None if rest is None else rest()

@@ -241,12 +241,16 @@ def build_item(
     hrefs: dict[str, str],
     model_item_href: str | None = None,
     clouds: CloudSummary | None = None,
+    window_features: bool = False,
 ) -> pystac.Item:
     """The output item; `hrefs` maps asset keys (classification, confidence, and optionally
     preview, thumbnail and cloud-mask) to hrefs.
 
     `clouds`: the map's cloud class came from a cloud mask: `eo:cloud_cover` and the mask's
     asset (at `hrefs["cloud-mask"]`) are added.
+
+    `window_features`: the chips' probabilities came from features computed once per strip and
+    pooled per chip window (property `app-package:window_features`), not chip by chip.
 
     Lineage: `derived_from` the source product and, where known, the model's STAC MLM item
     (`model_item_href`), which links its MLflow run and training data in turn."""
@@ -286,6 +290,7 @@ def build_item(
             "app-package:model_uri": model_uri,
             "app-package:model_version": model_version,
             "app-package:stride_px": stride,
+            "app-package:window_features": window_features,
             **cloud_props,
         },
     )

@@ -209,11 +209,28 @@ class BandRows:
         return self.rows[n0 - self.start : n1 - self.start]
 
 
+STRIP_CHIP_BYTES = 320 * 2**20  # at most this much of extracted chips per strip
+
+
 @dataclass
 class Strip:
+    """Chip rows [r0, r0 + nr) of the product: their chips, or the pixel block they lie in."""
+
     r0: int
-    chips: np.ndarray  # [N, C, chip, chip] uint16, model band order
     valid: np.ndarray  # [nr, nc] bool (chips not touching nodata)
+    chips: np.ndarray | None = None  # [nr·nc, C, chip, chip] uint16, model band order
+    block: np.ndarray | None = None  # [C, (nr - 1)·stride + chip, padded width] uint16
+
+
+def strip_chip_rows(grid: ChipGrid, n_bands: int, extract: bool) -> int:
+    """Chip rows per strip: about a JPEG2000 tile of pixel rows; with extracted chips also at
+    most `STRIP_CHIP_BYTES` of them (at stride 16 a tile's rows hold 16 × the pixels as
+    overlapping chips: 4 GB for a 10980-wide product)."""
+    rows = default_strip_chip_rows(grid)
+    if extract:
+        row_bytes = grid.n_cols * n_bands * grid.chip * grid.chip * 2
+        rows = min(rows, max(1, STRIP_CHIP_BYTES // row_bytes))
+    return rows
 
 
 def read_strips(
@@ -225,8 +242,12 @@ def read_strips(
     chip_rows: int | None = None,
     threads: int | None = None,
     buffers: int = 0,
+    extract: bool = True,
 ) -> Iterator[Strip]:
     """Strips of chips in model band order, each band read once in large windows.
+
+    `extract`: the strips carry their chips (`Strip.chips`), extracted here, in the reader
+    thread; else the pixel block the chips lie in (`Strip.block`), for window features.
 
     `buffers` > 0: strip k is built in buffer k % `buffers`, reused, instead of fresh arrays
     (a 10980-wide strip of 13 bands is 290 MB twice over: new ones each time cost the kernel
@@ -237,7 +258,7 @@ def read_strips(
     import rasterio
     from rasterio.errors import RasterioIOError
 
-    rows = chip_rows or default_strip_chip_rows(grid)
+    rows = chip_rows or strip_chip_rows(grid, len(sources), extract)
     # BandRows keeps decoded rows itself: GDAL's block cache only needs to serve one read.
     # rasterio.Env is per thread: each band worker enters its own.
     gdal_env = {"GDAL_NUM_THREADS": str(threads or usable_cpus()), "GDAL_CACHEMAX": 256}
@@ -281,14 +302,19 @@ def read_strips(
         for k, (r0, r1) in enumerate(grid.strips(rows)):
             y0, y1 = grid.strip_rows(r0, r1)
             y1c = min(y1, pgrid.height)
-            block = array(buffers, (len(sources), y1 - y0, grid.padded_width))
+            shape_ = (len(sources), y1 - y0, grid.padded_width)
+            # extracted: one block, reused at once; else the block is the strip, in the ring
+            block = array(buffers if extract else k % max(buffers, 1), shape_)
             for done in [pool.submit(fill, i, block, y0, y1c) for i in range(len(sources))]:
                 done.result()  # re-raises a band's error here
             mirror_fill(block, y1c - y0, pgrid.width)
             valid = ~chips_touching_nodata(block, grid)
+            if not extract:
+                yield Strip(r0, valid, block=block)
+                continue
             shape = (valid.size, len(sources), grid.chip, grid.chip)
             chips = extract_chips(block, grid, array(k % buffers if buffers else 0, shape))
-            yield Strip(r0, chips, valid)
+            yield Strip(r0, valid, chips=chips)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         for ds in datasets.values():

@@ -75,6 +75,30 @@ def _mean_std(f: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, std], 1)
 
 
+def _window_mean_std(f: torch.Tensor, size: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[1, C, H, W] -> (mean, std) [1, C, nr, nc] over every `size`² window every `step` cells:
+    `_mean_std` of each window, from two box filters instead of one reduction per window."""
+    f = f.float()
+    mean = nn.functional.avg_pool2d(f, size, step)
+    square = nn.functional.avg_pool2d(f * f, size, step)
+    return mean, (square - mean * mean).clamp_min(0).add(1e-5).sqrt()
+
+
+def window_chip_stats(x: torch.Tensor, chip: int, stride: int) -> torch.Tensor:
+    """`chip_stats` of every `chip`² window of a [1, C, H, W] strip every `stride` pixels, as
+    [1, 3C, nr, nc]: the same statistics of each window's central half, by box filters over the
+    strip (`stride` even, so each window's 2×2 blocks lie on the strip's 2×2 grid)."""
+    x = x.float()
+    q, half = chip // 4, chip - 2 * (chip // 4)  # the central half: [q, q + half)
+    centre = x[:, :, q : x.shape[2] - q, q : x.shape[3] - q]  # every window's central half
+    mean, std = _window_mean_std(centre, half, stride)
+    blocks = nn.functional.avg_pool2d(centre, 2)
+    _, block_std = _window_mean_std(blocks, half // 2, stride // 2)
+    var = (std.square() - 1e-5).clamp_min(0)
+    within = (var - block_std.square()).clamp_min(0).add(1e-5).sqrt()
+    return torch.cat([mean, var.add(1e-5).sqrt(), within], 1)
+
+
 def chip_stats(x: torch.Tensor) -> torch.Tensor:
     """[N, C, H, W] -> [N, 3C] float32, over the chip's central half (H/2 × W/2 pixels): each
     band's mean, its standard deviation, and its pixel-scale texture, the standard deviation
@@ -152,6 +176,38 @@ class SmallCNN(nn.Module):
             logits = self.head(_mean_std(f))
             if self.stats:
                 logits = logits + self.stats_head(self._standardise(chip_stats(x)))
+            return logits
+
+    # the feature map's cells per input pixel side: the stem, the second and the fourth layer
+    # have stride 2
+    FEATURE_STRIDE = 8
+
+    def window_logits(self, x: torch.Tensor, chip: int, stride: int) -> torch.Tensor:
+        """Logits [nr, nc, K] of every `chip`² window every `stride` pixels of a normalised
+        [1, C, H, W] strip, H = (nr - 1)·stride + chip and W likewise, from the convolutional
+        features computed once over the strip and pooled per window (what `forward` computes
+        per chip, except that a window's border features see its neighbours' pixels where a
+        chip on its own sees zero padding). `stride` and `chip` must be multiples of
+        `FEATURE_STRIDE`."""
+        step = self.FEATURE_STRIDE
+        if stride % step or chip % step:
+            raise ModelError(
+                f"window features need a stride and chip size divisible by {step}: "
+                f"got stride {stride}, chip {chip}"
+            )
+        f = self.features(x)
+        with torch.autocast(x.device.type, enabled=False):
+            mean, std = _window_mean_std(f, chip // step, stride // step)
+            linear = self.head[-1]
+            if self.pool_mode == "avg":
+                logits = linear(mean[0].permute(1, 2, 0))
+            else:
+                logits = linear(torch.cat([mean, std], 1)[0].permute(1, 2, 0))
+            if self.stats:
+                stats = window_chip_stats(x, chip, stride)[0].permute(1, 2, 0)
+                nr, nc, n = stats.shape
+                flat = self._standardise(stats.reshape(nr * nc, n))
+                logits = logits + self.stats_head(flat).reshape(nr, nc, -1)
             return logits
 
     def _standardise(self, s: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ import pytest
 from app_package.eo.bands import EUROSAT_FILE_BAND_ORDER, S2_BAND_NAMES
 from app_package.eo.sentinel2 import needs_offset, open_product, parse_mtd
 from app_package.errors import DataError, NotFoundError
-from app_package.inference.reader import product_grid, read_strips
+from app_package.inference.reader import Strip, product_grid, read_strips
 from app_package.inference.tiling import ChipGrid
 from tests.support.datagen import write_jp2, write_s2_item, write_safe
 
@@ -44,6 +44,7 @@ def test_eurosat_band_order_maps_b8a_last_by_name(tmp_path: Path, s2_jp2: dict) 
     pgrid = product_grid(sources)
     grid = ChipGrid(pgrid.width, pgrid.height, 64, 64)
     strip = next(read_strips(sources, pgrid, grid, apply_offset=True))
+    assert strip.chips is not None
     import rasterio
 
     with rasterio.open(s2_jp2["B8A"]) as ds:
@@ -78,12 +79,14 @@ def test_offset_applied_for_baseline_04_only(
     pgrid = product_grid(sources)
     grid = ChipGrid(pgrid.width, pgrid.height, 64, 64)
     strip = next(read_strips(sources, pgrid, grid, apply_offset=True))
+    assert strip.chips is not None
     raw = s2_bands10["B02"][:64, :64].astype(np.int32)
     expect = np.where(raw == 0, 0, np.clip(raw + shift, 1, None))
     assert np.array_equal(strip.chips[0, 0].astype(np.int32), expect)
     assert (strip.chips[0, 0] == 0).sum() == (raw == 0).sum()  # nodata stays nodata, no more
     # a model trained on offset-corrected DNs disabled: raw DNs
     strip = next(read_strips(sources, pgrid, grid, apply_offset=False))
+    assert strip.chips is not None
     assert np.array_equal(strip.chips[0, 0].astype(np.int32), raw)
 
 
@@ -196,9 +199,20 @@ def test_band_rows_decodes_each_block_once(tmp_path: Path, block: int) -> None:
         assert np.array_equal(rows.read(2, 6), data[2:6])  # moving up starts over, still right
 
 
-def test_reused_strip_buffers_give_the_strips_of_fresh_arrays(tmp_path: Path, s2_jp2: dict) -> None:
+def _pixels(strip: Strip) -> np.ndarray:
+    """A copy of what a strip carries: its chips, or its pixel block."""
+    pixels = strip.chips if strip.chips is not None else strip.block
+    assert pixels is not None
+    return pixels.copy()
+
+
+@pytest.mark.parametrize("extract", [True, False], ids=["chips", "blocks"])
+def test_reused_strip_buffers_give_the_strips_of_fresh_arrays(
+    tmp_path: Path, s2_jp2: dict, extract: bool
+) -> None:
     """Strips built in a ring of reused buffers, consumed one at a time behind the reader thread
-    as classify_product does, equal strips built in fresh arrays (no strip overwritten early)."""
+    as classify_product does, equal strips built in fresh arrays (no strip overwritten early),
+    whether they carry extracted chips or the pixel block (window features)."""
     from app_package.inference.reader import PREFETCH_DEPTH, Prefetch
 
     p = open_product(write_s2_item(tmp_path / "item.json", s2_jp2, style="common"))
@@ -206,13 +220,14 @@ def test_reused_strip_buffers_give_the_strips_of_fresh_arrays(tmp_path: Path, s2
     pgrid = product_grid(sources)
     grid = ChipGrid(pgrid.width, pgrid.height, 64, 32)  # overlapping chips, many strips
     fresh = [
-        (s.r0, s.chips.copy(), s.valid.copy())
-        for s in read_strips(sources, pgrid, grid, apply_offset=True, chip_rows=1)
+        (s.r0, _pixels(s), s.valid.copy())
+        for s in read_strips(sources, pgrid, grid, apply_offset=True, chip_rows=1, extract=extract)
     ]
     assert len(fresh) > PREFETCH_DEPTH + 2
     reused = read_strips(
-        sources, pgrid, grid, apply_offset=True, chip_rows=1, buffers=PREFETCH_DEPTH + 2
-    )
+        sources, pgrid, grid, apply_offset=True, chip_rows=1, buffers=PREFETCH_DEPTH + 2,
+        extract=extract,
+    )  # fmt: skip
     seen = []
     with Prefetch(reused, PREFETCH_DEPTH) as ahead:
         import time
@@ -220,7 +235,7 @@ def test_reused_strip_buffers_give_the_strips_of_fresh_arrays(tmp_path: Path, s2
         time.sleep(0.2)  # the reader starts at once: it fills the queue before we iterate
         for strip in ahead:
             time.sleep(0.01)  # the reader runs ahead while this strip is "classified"
-            seen.append((strip.r0, strip.chips.copy(), strip.valid.copy()))
+            seen.append((strip.r0, _pixels(strip), strip.valid.copy()))
     assert len(seen) == len(fresh)
     for (r0, chips, valid), (f0, fchips, fvalid) in zip(seen, fresh, strict=True):
         assert r0 == f0 and np.array_equal(chips, fchips) and np.array_equal(valid, fvalid)

@@ -189,6 +189,7 @@ def test_l2a_dns_after_the_offset_are_the_l1c_sources(l2a_item: Path) -> None:
         pgrid = product_grid(sources)
         grid = ChipGrid(pgrid.width, pgrid.height, 64, 64)
         strips.append(next(read_strips(sources, pgrid, grid, apply_offset=True)))
+    assert strips[0].chips is not None and strips[1].chips is not None
     assert np.array_equal(strips[0].chips, strips[1].chips)
     assert np.array_equal(strips[0].valid, strips[1].valid)
 
@@ -259,7 +260,7 @@ def test_a_model_needing_b10_fails_on_l2a_before_any_work(
     def no_work(*args: object, **kwargs: object) -> None:
         raise AssertionError("work started before the bands were checked")
 
-    for name in ("read_strips", "read_cloud_mask", "quicklook_or_none", "product_grid"):
+    for name in ("read_strips", "begin_cloud_mask", "quicklook_or_none", "product_grid"):
         monkeypatch.setattr(classify_module, name, no_work, raising=False)
     monkeypatch.setattr("app_package.inference.thumbnail.quicklook_or_none", no_work)
     with pytest.raises(DataError) as e:

@@ -10,6 +10,10 @@ a cloud (9) over `CLOUD_CHIPS`, snow (11) over 3/4 of `SNOW_CHIP`, cloud shadow 
 
 `level="L1C"` writes the L1C bands as they are (with B10, Planetary Computer keys B01…B12,
 baseline 02.09), optionally with a bright synthetic cloud over `CLOUD_CHIPS` in every band.
+
+`size` (10 m pixels, e.g. 10980 for a full tile) mirrors every layer out to that size, as the
+classify benchmarks build their full-size products; `blocksize` is the COGs' tile size
+(earth-search: 1024).
 """
 
 from __future__ import annotations
@@ -48,13 +52,15 @@ CLOUD_REFLECTANCE = {
 }  # fmt: skip
 
 
-def _write_cog(path: Path, data: np.ndarray, profile: dict[str, object]) -> Path:
-    """A deflate COG, 128 px tiles, overviews down to one tile."""
+def _write_cog(
+    path: Path, data: np.ndarray, profile: dict[str, object], blocksize: int = 128
+) -> Path:
+    """A deflate COG, `blocksize` px tiles, overviews down to one tile."""
     h, w = data.shape
     with rasterio.open(
         path, "w", driver="COG", width=w, height=h, count=1, dtype=data.dtype.name,
         crs=profile["crs"], transform=profile["transform"], nodata=0, compress="DEFLATE",
-        blocksize=128, overview_resampling="nearest",
+        blocksize=blocksize, overview_resampling="nearest", num_threads="ALL_CPUS",
     ) as dst:  # fmt: skip
         dst.write(data, 1)
     return path
@@ -85,6 +91,8 @@ def write_cog_product(
     level: Literal["L1C", "L2A"] = "L2A",
     synthetic_cloud: bool = False,
     source_item: Path = SAMPLE_PRODUCT,
+    size: int | None = None,
+    blocksize: int = 128,
 ) -> Path:
     """Write the product's COGs and its STAC item into `folder`; returns the item's path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -104,8 +112,10 @@ def write_cog_product(
             dn[_chips_to_native(*CLOUD_CHIPS, factor)] = round(CLOUD_REFLECTANCE[name] * 10000)
         if l2a:
             dn = np.where(dn > 0, dn.astype(np.int32) + L2A_DN_SHIFT, 0).astype(np.uint16)
+        if size:
+            dn = _mirror_to(dn, size * 10 // b.resolution_m)
         key = b.asset_aliases[0] if l2a else name
-        _write_cog(folder / f"{key}.tif", dn, profile)
+        _write_cog(folder / f"{key}.tif", dn, profile, blocksize)
         assets[key] = {
             "href": f"./{key}.tif",
             "type": COG_TYPE,
@@ -126,7 +136,8 @@ def write_cog_product(
     if l2a:
         with rasterio.open(folder / "swir16.tif") as ds:  # a 20 m band: the SCL's grid
             h, w, transform, crs = ds.height, ds.width, ds.transform, ds.crs
-        _write_cog(folder / "scl.tif", scl_layer(h, w), {"crs": crs, "transform": transform})
+        scl = scl_layer(h, w)  # full size: the written classes in the top-left subset only
+        _write_cog(folder / "scl.tif", scl, {"crs": crs, "transform": transform}, blocksize)
         assets["scl"] = {
             "href": "./scl.tif",
             "type": COG_TYPE,
@@ -158,6 +169,12 @@ def write_cog_product(
     path = folder / "item.json"
     path.write_text(json.dumps(item, indent=2))
     return path
+
+
+def _mirror_to(layer: np.ndarray, size: int) -> np.ndarray:
+    """A [h, w] layer mirrored out to size × size (the source's real pixels top left)."""
+    h, w = layer.shape
+    return np.pad(layer, ((0, size - h), (0, size - w)), mode="symmetric")
 
 
 def write_l2a_mtd(path: Path, *, baseline: str = "05.10") -> Path:
