@@ -145,10 +145,12 @@ def classify_product(
     first, while torch is imported and the weights load (a core's time otherwise spent before
     the first band is read).
 
-    `inference_threads`: torch threads for CPU inference while the reader decodes (default:
-    half the usable CPUs). Torch's OpenMP threads spin while they wait; with as many of them
-    as cores they take the cores JPEG2000 decoding needs (on 2 cores, 2 threads made the
-    benchmark tile slower than 1). Restored afterwards.
+    `inference_threads`: threads that classify on the CPU beside the reader (default: the
+    usable CPUs), each running torch with one thread of its own on its share of a strip's
+    chips (or windows). Not torch's own OpenMP threads: those spin while they wait at their
+    barriers and take the cores that JPEG2000 decoding needs (on 2 cores, 2 OpenMP threads
+    made the benchmark tile slower than 1, and 2.5 x slower beside another busy process).
+    Torch's thread count is restored afterwards.
 
     The cloud mask is read and computed before the bands are decoded (its time is
     `times["cloud_mask_s"]`): a decimated read of a JPEG2000 band after the product was decoded
@@ -186,8 +188,11 @@ def classify_product(
 
             dev = resolve_device(device)
             before = torch.get_num_threads()
+            workers = 1
             if dev.type == "cpu":
-                torch.set_num_threads(inference_threads or max(1, usable_cpus() // 2))
+                torch.set_num_threads(1)
+                workers = max(1, inference_threads or usable_cpus())
+            pool = ThreadPoolExecutor(workers, "classify") if workers > 1 else None
             try:
                 from app_package.model.onnx import OnnxNetwork
 
@@ -197,10 +202,12 @@ def classify_product(
                     logger.info("%s: no window features, every chip classified", type(net).__name__)
                     windows = False
                 classes, confidence, times = _classify_strips(
-                    ahead, classifier, grid, progress, windows
+                    ahead, classifier, grid, progress, windows, pool
                 )
             finally:
                 torch.set_num_threads(before)
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
         t0 = time.perf_counter()
         masked = mask_job.result() if mask_job is not None else None
         waited = time.perf_counter() - t0
@@ -244,14 +251,20 @@ def window_features(spec: ModelSpec, grid: ChipGrid) -> bool:
 
 
 def _strip_probabilities(
-    strip: Strip, classifier: ChipClassifier, grid: ChipGrid, windows: bool
+    strip: Strip,
+    classifier: ChipClassifier,
+    grid: ChipGrid,
+    windows: bool,
+    pool: ThreadPoolExecutor | None = None,
 ) -> np.ndarray:
-    """[nr·nc, K] probabilities of a strip's chips (zero where not valid)."""
+    """[nr·nc, K] probabilities of a strip's chips (zero where not valid), the work shared
+    over `pool`'s threads."""
     nr, nc = strip.valid.shape
     flat = strip.valid.reshape(-1)
     if windows:
         assert strip.block is not None
-        return classifier.window_probabilities(strip.block, grid, strip.valid).reshape(nr * nc, -1)
+        probs = classifier.window_probabilities(strip.block, grid, strip.valid, pool)
+        return probs.reshape(nr * nc, -1)
     chips = strip.chips
     if chips is None:  # a block without window features: its chips, a few rows at a time
         assert strip.block is not None
@@ -261,15 +274,15 @@ def _strip_probabilities(
                 Strip(r, strip.valid[r:r + rows], chips=extract_chips(
                     strip.block[:, r * grid.stride : (min(r + rows, nr) - 1) * grid.stride
                                 + grid.chip], grid)),
-                classifier, grid, False,
+                classifier, grid, False, pool,
             )
             for r in range(0, nr, rows)
         ])  # fmt: skip
     probs = np.zeros((nr * nc, len(classifier.spec.classes)), dtype=np.float32)
     if flat.all():  # the usual case: no 290 MB copy of the valid chips
-        probs[:] = classifier(chips)
+        probs[:] = classifier.in_threads(chips, pool)
     elif flat.any():
-        probs[flat] = classifier(chips[flat])
+        probs[flat] = classifier.in_threads(chips[flat], pool)
     return probs
 
 
@@ -279,6 +292,7 @@ def _classify_strips(
     grid: ChipGrid,
     progress: ProgressCallback | Callable[[float, str], None],
     windows: bool = False,
+    pool: ThreadPoolExecutor | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
     n_classes = len(classifier.spec.classes)
     mosaic = ProbabilityMosaic(grid, n_classes)
@@ -288,7 +302,7 @@ def _classify_strips(
         nr, nc = strip.valid.shape
         flat = strip.valid.reshape(-1)
         t0 = time.perf_counter()
-        probs = _strip_probabilities(strip, classifier, grid, windows)
+        probs = _strip_probabilities(strip, classifier, grid, windows, pool)
         times["model_s"] += time.perf_counter() - t0
         times["chips"] += float(flat.sum())
         mosaic.add(strip.r0, probs.reshape(nr, nc, -1), strip.valid)

@@ -304,8 +304,12 @@ def test_window_features_in_column_chunks_equal_one_pass_over_the_strip(
 
 
 # measured on the bundled real subset with the shipped model at stride 16 (2026-12-06):
-# 84 % of the cells the same class, mean |Δ confidence| 0.020, max 0.11 (bf16 and fp32 alike)
-WINDOW_MIN_AGREEMENT = 0.80
+# 82 % of the cells the same class, mean |Δ confidence| 0.022, max 0.11 (bf16 and fp32 alike).
+# Two causes: a chip's border (zero padding alone, its neighbours' pixels as a window) and the
+# chip statistics' 2×2 texture of the 20 m and 60 m bands, which is 0 on a product's nearest-
+# upsampled bands, so that rounding noise is all it holds (and the model weighs it): summing
+# in another order moved 2 % of the cells between two correct implementations
+WINDOW_MIN_AGREEMENT = 0.75
 WINDOW_MAX_MEAN_CONFIDENCE_DIFF = 0.03
 
 
