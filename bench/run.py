@@ -18,6 +18,7 @@ BENCHMARKS = {
     "job_list": "bench.job_list_bench",
     "onnx": "bench.onnx_bench",
     "landcover": "bench.landcover_bench",
+    "train_scale": "bench.train_scale_bench",
 }
 
 

@@ -18,6 +18,21 @@ SHARED_DATA = SHARED / "data"
 SCHEMAS = BUNDLED_SCHEMAS  # the extension schemas the package ships: validation works offline
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--regen-golden",
+        action="store_true",
+        help="rewrite the golden files (tests/**/golden/) from the current output, then review "
+        "the diff",
+    )
+
+
+@pytest.fixture
+def regen_golden(request: pytest.FixtureRequest) -> bool:
+    """True when the run was asked to rewrite golden files instead of comparing with them."""
+    return bool(request.config.getoption("--regen-golden"))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (real EuroSAT chips, a real L1C subset); skips where it is absent."""

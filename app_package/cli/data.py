@@ -22,6 +22,13 @@ def _add_eurosat(sub: Any) -> None:
     p.add_argument(
         "--collection-id", default="eurosat-ms", help="collection id (default: eurosat-ms)"
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes reading chips and writing items (default: one per usable CPU for "
+        "2,000 chips or more, else 1)",
+    )
     p.set_defaults(handler=_run_eurosat_to_stac)
 
 
@@ -34,6 +41,7 @@ def _run_eurosat_to_stac(args: argparse.Namespace) -> int:
             args.dest,
             geoparquet=args.geoparquet,
             collection_id=args.collection_id,
+            workers=args.workers,
             progress=progress,
         )
     print(out)

@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,11 +63,13 @@ logger = logging.getLogger(__name__)
 class LabelledChips:
     """Chips and their labels, with where they came from."""
 
-    x: np.ndarray  # uint16 [N, C, 64, 64], channels in `bands` order
+    x: np.ndarray  # uint16 [N, C, 64, 64], channels in `bands` order: the one copy of the chips
     y: np.ndarray  # int64 [N], index into EUROSAT_CLASS_NAMES
     bands: tuple[str, ...]
     item_ids: tuple[str, ...]
     source: str
+    # each item's lon/lat bbox [w, s, e, n] (None where the item has none), in item_ids order
+    bboxes: tuple[tuple[float, ...] | None, ...] = ()
 
     def digest(self) -> str:
         """sha256 over item ids, labels and bands: the dataset's lineage in one string."""
@@ -91,6 +94,7 @@ class ChipRecord:
     href: str  # absolute path or URL of the GeoTIFF
     file_bands: tuple[str, ...]  # band names in the file's order
     split: str | None
+    bbox: tuple[float, ...] | None = None  # the item's lon/lat bbox
 
 
 # ---------------------------------------------------------------- reading STAC
@@ -163,6 +167,14 @@ def list_items(stac: str) -> tuple[list[tuple[dict[str, Any], str]], str]:
 
     Returns (items, how) where how is "api", "geoparquet" or "static".
     """
+    found, how = iter_items(stac)
+    return list(found), how
+
+
+def iter_items(stac: str) -> tuple[Iterator[tuple[dict[str, Any], str]], str]:
+    """`list_items` as an iterator: a caller that keeps only what it needs of each item never
+    holds them all (27,000 item dicts take ~300 MB, most of which the process keeps once they
+    are freed)."""
     ref = str(stac)
     if not is_url(ref):  # a staged-in folder: its catalog.json (or collection.json)
         ref = str(find_catalog_file(Path(ref).expanduser().resolve()))
@@ -174,16 +186,16 @@ def list_items(stac: str) -> tuple[list[tuple[dict[str, Any], str]], str]:
         )
     root = _api_root(doc, ref)
     if root is not None:
-        return list(_search_api(root, str(doc["id"]))), "api"
+        return _search_api(root, str(doc["id"])), "api"
     parquet = _geoparquet_href(doc, ref) if doc.get("type") == "Collection" else None
     if parquet is not None:
-        return list(_read_geoparquet(parquet)), "geoparquet"
+        return _read_geoparquet(parquet), "geoparquet"
     if doc.get("type") not in ("Catalog", "Collection"):
         raise DataError(
             f"{ref} is a STAC {doc.get('type')!r}, not a catalog or collection: "
             "pass the catalog.json or collection.json"
         )
-    return list(items(ref)), "static"
+    return items(ref), "static"
 
 
 def _record(item: dict[str, Any], base: str) -> ChipRecord:
@@ -215,12 +227,14 @@ def _record(item: dict[str, Any], base: str) -> ChipRecord:
         parse_bands([str(b["name"]) for b in band_list]) if band_list else EUROSAT_FILE_BAND_ORDER
     )
     split = (item.get("properties") or {}).get(SPLIT_PROPERTY)
+    bbox = item.get("bbox")
     return ChipRecord(
         item_id=item_id,
         class_index=EUROSAT_CLASS_NAMES.index(name),
         href=resolve_href(str(asset["href"]), base),
         file_bands=tuple(file_bands),
         split=str(split) if split is not None else None,
+        bbox=tuple(float(v) for v in bbox) if isinstance(bbox, list | tuple) else None,
     )
 
 
@@ -314,13 +328,16 @@ def load_labelled_chips(
     """Load labelled chips from a STAC reference into one uint16 array, bands chosen by name.
 
     `split` keeps only items whose `eurosat:split` property is that value (train/val/test).
+    Each chip is read straight into its row of an array allocated once: no copy of the chips is
+    ever made (at EuroSAT's 27,000 chips the array is 2.7 GB with 12 bands).
     """
+    t0 = time.perf_counter()
     band_names = parse_bands(list(bands) if bands is not None else None)
     if split is not None and split not in SPLITS:
         raise InputError(f"split={split!r}: choose one of {', '.join(SPLITS)}")
     progress(0.0, f"listing items of {stac}")
-    items, how = list_items(str(stac))
-    records = [_record(item, base) for item, base in items]
+    found, how = iter_items(str(stac))
+    records = [_record(item, base) for item, base in found]  # each item dict dropped at once
     if split is not None:
         records = [r for r in records if r.split == split]
     if not records:
@@ -349,17 +366,21 @@ def load_labelled_chips(
             )
         # URLs: one GET per chip (GDAL's range reads would hold the GIL while they wait)
         data = read_bytes(r.href) if is_url(r.href) else None
-        x[i] = read_chip(r.href, band_names, file_order=r.file_bands, data=data)
+        read_chip(r.href, band_names, file_order=r.file_bands, data=data, out=x[i])
         return i
 
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
         for done, _ in enumerate(pool.map(read, range(len(chosen))), 1):
             if done % 50 == 0 or done == len(chosen):
                 progress(5.0 + 95.0 * done / len(chosen), f"{done}/{len(chosen)} chips")
+    logger.info(
+        "loaded %d chips (%.1f MB) in %.1f s", len(x), x.nbytes / 1e6, time.perf_counter() - t0
+    )
     return LabelledChips(
         x=x,
         y=np.array([r.class_index for r in chosen], dtype=np.int64),
         bands=band_names,
         item_ids=tuple(r.item_id for r in chosen),
         source=str(stac),
+        bboxes=tuple(r.bbox for r in chosen),
     )

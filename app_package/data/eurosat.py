@@ -111,12 +111,15 @@ def read_chip(
     *,
     file_order: Sequence[str] = EUROSAT_FILE_BAND_ORDER,
     data: bytes | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Read one chip as uint16 [len(bands), 64, 64], channels in `bands` order (mapped by name).
 
     `path` is a local path or a URL GDAL can read; `data`, when given, holds the file's bytes
-    (fetched elsewhere) and `path` only names it in messages. Raises DataError naming the file
-    when it is missing, corrupt, not uint16, not 64×64 or lacks the expected bands.
+    (fetched elsewhere) and `path` only names it in messages. `out`, when given, is the uint16
+    [len(bands), 64, 64] array the pixels are read into (e.g. one row of a preallocated stack:
+    no temporary array per chip); it is returned. Raises DataError naming the file when it is
+    missing, corrupt, not uint16, not 64×64 or lacks the expected bands.
     """
     import rasterio
     from rasterio.errors import RasterioError
@@ -140,7 +143,7 @@ def read_chip(
                     f"{path}: {src.width}×{src.height} px, expected "
                     f"{EUROSAT_CHIP_SIZE}×{EUROSAT_CHIP_SIZE}"
                 )
-            arr = src.read(indexes)
+            arr = src.read(indexes, out=out)
     except RasterioError as e:
         raise DataError(
             f"cannot read chip {path}: {e} — the file is missing or not a valid GeoTIFF; "

@@ -26,6 +26,10 @@ class ChipBatches:
     (random flips and transposes = the 8 rotations/reflections) is applied on whole batches.
     On the CPU the batch is gathered, augmented (still uint16) and normalised straight into a
     channels_last float32 buffer with numpy, several times faster than torch's uint16 kernels.
+
+    The splits of one data set share its chips: `subset` and `concat` make sets that pick rows
+    of the same array by index (`index`), so train, validation, test and the refit's
+    train + validation together hold the chips once.
     """
 
     def __init__(
@@ -46,6 +50,8 @@ class ChipBatches:
                 f"chips of shape {x.shape} do not match the model's {len(spec.bands)} bands "
                 f"({', '.join(spec.bands)}): expected [N, {len(spec.bands)}, H, W]"
             )
+        if len(y) != len(x):
+            raise DataError(f"{len(x)} chips but {len(y)} labels: give one label per chip")
         self.device = device
         self.n = int(x.shape[0])
         self.channels_last = channels_last
@@ -54,32 +60,84 @@ class ChipBatches:
         mean = np.asarray(spec.mean, dtype=np.float32)
         self._scale_np = 1.0 / std
         self._shift_np = mean / std
+        # the rows of the stored chips this set serves, in order; None: all of them
+        self.index: np.ndarray | None = None
+        self._index_t: torch.Tensor | None = None  # `index` on the device (CUDA)
         self.xn: np.ndarray | None = None
         self.x: torch.Tensor | None = None
         if device.type == "cpu":
             self.xn = np.ascontiguousarray(x)
-        else:  # uint16 has few CUDA kernels: hold int32 on the device
-            self.x = torch.from_numpy(x.astype(np.int32)).to(device)
+        else:  # uint16 has few CUDA kernels: hold int32 on the device, converted piece by piece
+            self.x = torch.empty(x.shape, dtype=torch.int32, device=device)
+            step = max(1, (64 << 20) // max(1, x[:1].nbytes))  # ~64 MB of uint16 at a time
+            for start in range(0, self.n, step):
+                piece = x[start : start + step].astype(np.int32)
+                self.x[start : start + step] = torch.from_numpy(piece).to(device)
         self.scale = torch.from_numpy(self._scale_np).to(device).view(1, -1, 1, 1)
         self.shift = torch.from_numpy(self._shift_np).to(device).view(1, -1, 1, 1)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.bands = spec.bands
 
-    def concat(self, other: ChipBatches) -> ChipBatches:
-        """These chips followed by `other`'s (same device and normalisation), held once more."""
+    def _rows(self) -> np.ndarray:
+        """The stored rows this set serves, as an index array."""
+        return np.arange(self.n) if self.index is None else self.index
+
+    def _with_rows(self, rows: np.ndarray, y: torch.Tensor) -> ChipBatches:
+        """A set serving `rows` of the same stored chips, labelled `y`: nothing is copied."""
         import torch
 
         out = object.__new__(ChipBatches)
         out.__dict__.update(self.__dict__)
+        out.index = np.asarray(rows, dtype=np.int64)
+        out.n = len(out.index)
+        out.y = y
+        out._index_t = torch.from_numpy(out.index).to(self.device) if self.x is not None else None
+        return out
+
+    def subset(self, positions: np.ndarray) -> ChipBatches:
+        """The chips at `positions` of this set (e.g. a split's indices), sharing its storage."""
+        import torch
+
+        positions = np.asarray(positions, dtype=np.int64)
+        return self._with_rows(self._rows()[positions], self.y[torch.from_numpy(positions)])
+
+    def concat(self, other: ChipBatches) -> ChipBatches:
+        """These chips followed by `other`'s (same device and normalisation). Sets cut from the
+        same stored chips (`subset`) share them; others are copied into one new array."""
+        import torch
+
+        y = torch.cat([self.y, other.y])
+        if self._storage() is other._storage():
+            return self._with_rows(np.concatenate([self._rows(), other._rows()]), y)
+        out = object.__new__(ChipBatches)
+        out.__dict__.update(self.__dict__)
         out.n = self.n + other.n
-        out.y = torch.cat([self.y, other.y])
+        out.y = y
+        out.index = out._index_t = None
         if self.xn is not None and other.xn is not None:
-            out.xn = np.concatenate([self.xn, other.xn])
+            out.xn = np.concatenate([self._served_np(), other._served_np()])
         elif self.x is not None and other.x is not None:
-            out.x = torch.cat([self.x, other.x])
+            out.x = torch.cat([self._gather_t(torch.arange(n)) for n in (self.n, other.n)])
         else:
             raise DataError("cannot concatenate chips held on different devices")
         return out
+
+    def _storage(self) -> np.ndarray | torch.Tensor:
+        """The stored chips this set picks its rows from."""
+        storage = self.xn if self.xn is not None else self.x
+        assert storage is not None
+        return storage
+
+    def _served_np(self) -> np.ndarray:
+        """The chips of this set in order (CPU): the stored array itself when it serves all."""
+        assert self.xn is not None
+        return self.xn if self.index is None else self.xn[self.index]
+
+    def _gather_t(self, idx: torch.Tensor) -> torch.Tensor:
+        """The stored (int32, on the device) chips at positions `idx` of this set."""
+        assert self.x is not None
+        idx = idx.to(self.device)
+        return self.x[idx if self._index_t is None else self._index_t[idx]]
 
     def batch(
         self,
@@ -101,7 +159,9 @@ class ChipBatches:
             )
         if self.xn is not None:
             ids = idx.cpu().numpy()
-            b = self.xn[ids]  # a copy: safe to augment in place
+            b = self.xn[
+                ids if self.index is None else self.index[ids]
+            ]  # a copy: augmented in place
             if augment:
                 flips = (torch.rand(len(ids), 3, generator=generator) < 0.5).numpy()
                 _augment_uint16(b, flips)
@@ -120,9 +180,8 @@ class ChipBatches:
             if not self.channels_last:
                 xb = xb.contiguous()
             return xb, self.y[idx]
-        assert self.x is not None
         idx = idx.to(self.device)
-        xb = self.x[idx].to(torch.float32)
+        xb = self._gather_t(idx).to(torch.float32)
         if jitter is not None:
             g, o = (torch.from_numpy(a).to(self.device)[:, :, None, None] for a in jitter)
             xb = xb.mul_(g).add_(o)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from app_package.data.eurosat_stac import (
     eurosat_to_stac,
 )
 from app_package.eo.bands import EUROSAT_CLASS_NAMES, EUROSAT_FILE_BAND_ORDER
-from app_package.errors import DataError, NotFoundError
+from app_package.errors import DataError, InputError, NotFoundError
 from app_package.stac.validation import (
     stac_validator_schema_map,
     validate_catalog,
@@ -252,3 +253,91 @@ def test_real_subset_to_stac(shared_data: Path, schemas: Path, tmp_path: Path) -
         w, s, e, n = i["bbox"]
         assert -25 < w < e < 45 and 34 < s < n < 72
         assert i["properties"]["proj:code"].startswith("EPSG:326")
+
+
+# ---------------------------------------------------------------- golden output
+GOLDEN = Path(__file__).parent / "golden" / "eurosat_stac"
+# a transverse Mercator without an EPSG code: the item carries proj:wkt2 (and proj:code null)
+CUSTOM_CRS_WKT = (
+    'PROJCS["custom",GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563]],'
+    'PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]],PROJECTION["Transverse_Mercator"],'
+    'PARAMETER["latitude_of_origin",0],PARAMETER["central_meridian",14.5],'
+    'PARAMETER["scale_factor",0.9996],PARAMETER["false_easting",500000],'
+    'PARAMETER["false_northing",0],UNIT["metre",1]]'
+)
+
+
+def _golden_tree(root: Path) -> Path:
+    """Two Forest and two River chips in two UTM zones, one Pasture chip in a custom CRS."""
+    write_eurosat_tree(root, 2, classes=("Forest", "River"), seed=3)
+    path = root / "Pasture" / "Pasture_1.tif"
+    path.parent.mkdir(parents=True)
+    with rasterio.open(
+        path, "w", driver="GTiff", width=64, height=64, count=13, dtype="uint16",
+        crs=rasterio.CRS.from_wkt(CUSTOM_CRS_WKT),
+        transform=rasterio.transform.from_origin(512345.5, 5800123.25, 10.0, 10.0),
+    ) as dst:  # fmt: skip
+        dst.write(make_chip(5, np.random.default_rng(9)))
+    return root
+
+
+def test_output_matches_golden(tmp_path: Path, regen_golden: bool) -> None:
+    """Every JSON file of the catalog, byte for byte, as the pystac-built version wrote it
+    (`pytest --regen-golden` rewrites tests/data/golden/eurosat_stac/ after a deliberate change:
+    review the diff)."""
+    splits = {"Forest_1": "train", "River_2": "test", "Pasture_1": "val"}
+    out = eurosat_to_stac(
+        _golden_tree(tmp_path / "src"), tmp_path / "cat", collection_id="golden", splits=splits
+    )
+    root = out.parent
+    written = {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*.json"))}
+    if regen_golden:
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        for rel, data in written.items():
+            (GOLDEN / rel).parent.mkdir(parents=True, exist_ok=True)
+            (GOLDEN / rel).write_bytes(data)
+    golden = {p.relative_to(GOLDEN): p.read_bytes() for p in sorted(GOLDEN.rglob("*.json"))}
+    assert sorted(written) == sorted(golden)
+    for rel, data in golden.items():
+        assert written[rel] == data, f"{rel} differs from {GOLDEN / rel}"
+
+
+def _files(root: Path) -> dict[Path, bytes]:
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_parallel_catalog_same_bytes_as_serial(eurosat_tree: Path, tmp_path: Path) -> None:
+    """Worker processes write the same files, byte for byte, as the calling process alone."""
+    splits = {"Forest_1": "train", "River_2": "val"}
+
+    def build(dest: Path, workers: int) -> Path:
+        return eurosat_to_stac(
+            eurosat_tree, dest, geoparquet=True, collection_id="t", splits=splits, workers=workers
+        )
+
+    serial = build(tmp_path / "serial", 1)
+    # 60 chips make 3 chunks of 25: both workers get some
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("app_package.data.eurosat_stac.CHUNK_CHIPS", 25)
+        parallel = build(tmp_path / "parallel", 2)
+    a, b = _files(serial.parent), _files(parallel.parent)
+    assert len(a) == 2 + 60 * 2 + 1  # catalog, collection, item + chip each, parquet
+    assert sorted(a) == sorted(b)
+    assert [rel for rel in a if a[rel] != b[rel]] == []
+
+
+def test_parallel_error_leaves_nothing(tmp_path: Path) -> None:
+    src = write_eurosat_tree(tmp_path / "src", 3, classes=("River", "Forest"))
+    (src / "River" / "River_2.tif").write_bytes(b"II*\x00not really a tiff")
+    dest = tmp_path / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("app_package.data.eurosat_stac.CHUNK_CHIPS", 2)
+        with pytest.raises(DataError, match=r"River_2\.tif"):
+            eurosat_to_stac(src, dest, workers=2)
+    _no_leftovers(dest)
+
+
+def test_workers_must_be_positive(eurosat_tree: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="workers=0"):
+        eurosat_to_stac(eurosat_tree, tmp_path / "out", workers=0)
+    assert not (tmp_path / "out").exists()
