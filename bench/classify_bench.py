@@ -247,7 +247,10 @@ def measure_model_on_tile(
     return out
 
 
-STAGES = re.compile(r"classify stages of \S+: (.*?); of which model ([0-9.]+) s")
+STAGES = re.compile(
+    r"classify stages of \S+: (.*?); of which model ([0-9.]+) s.*?"
+    r"CPU: model ([0-9.]+) s, cloud mask ([0-9.]+) s"
+)
 
 
 def measure_classify(
@@ -296,6 +299,8 @@ def measure_classify(
         # before classify's first stage and after its last: interpreter start, imports, exit
         stages["start_and_exit_s"] = round(wall - sum(stages.values()), 2)
         stages["model_s"] = float(found.group(2))  # within classify_s
+        stages["model_cpu_s"] = float(found.group(3))  # the inference threads' CPU
+        stages["cloud_mask_cpu_s"] = float(found.group(4))  # beside the decoding
     return {
         "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
         "peak_rss_mb": round(rss_kib / 1024, 1),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -103,6 +105,8 @@ class ChipClassifier:
                 self.module = self.module.to(memory_format=torch.channels_last)
             self.autocast = use_bf16(device, precision)
         self._local = threading.local()  # the CPU path's reused input buffer, one per thread
+        self.cpu_s = 0.0  # CPU seconds of the threads that ran `in_threads`/`window_probabilities`
+        self._cpu_lock = threading.Lock()
         mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1)
         self._inv_std = 1.0 / torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1)
         self._shift = -mean * self._inv_std
@@ -141,11 +145,20 @@ class ChipClassifier:
         thread each this uses several cores without OpenMP's spinning barriers, which steal
         the cores from a reader decoding beside it."""
         if pool is None or len(chips) <= self.batch_size:
-            return self(chips)
+            return self._counted(self, chips)
         # batches dealt out in turn: every thread busy to the end, whatever the thread count
         starts = range(0, len(chips), self.batch_size)
-        parts = [pool.submit(self, chips[i : i + self.batch_size]) for i in starts]
+        parts = [pool.submit(self._counted, self, chips[i : i + self.batch_size]) for i in starts]
         return np.concatenate([f.result() for f in parts])
+
+    def _counted[T, A](self, work: Callable[[A], T], arg: A) -> T:
+        """work(arg), its thread's CPU seconds added to `cpu_s`."""
+        c0 = time.thread_time()
+        try:
+            return work(arg)
+        finally:
+            with self._cpu_lock:
+                self.cpu_s += time.thread_time() - c0
 
     def __call__(self, chips: np.ndarray) -> np.ndarray:
         """[N, C, H, W] uint16 -> [N, K] float32 probabilities."""
@@ -216,9 +229,9 @@ class ChipClassifier:
         starts = [c0 for c0 in range(0, nc, per_chunk) if valid[:, c0 : c0 + per_chunk].any()]
         if pool is None:
             for c0 in starts:
-                chunk(c0)
+                self._counted(chunk, c0)
         else:
-            for done in [pool.submit(chunk, c0) for c0 in starts]:
+            for done in [pool.submit(self._counted, chunk, c0) for c0 in starts]:
                 done.result()
         return out
 

@@ -222,7 +222,8 @@ def s2cloudless_mask(reflectance: np.ndarray, valid: np.ndarray) -> np.ndarray:
         all_bands=False,
     )
     x = np.where(valid[..., None], reflectance, 0.0).astype(np.float32)[None]
-    prob = detector.get_cloud_probability_maps(x)
+    # one LightGBM thread: it runs beside the decoding, whose threads have the cores
+    prob = detector.get_cloud_probability_maps(x, num_threads=1)
     prob[0][~valid] = 0.0
     clouds = detector.get_mask_from_prob(prob)[0].astype(bool)
     out = np.where(clouds, MASK_CLOUD, MASK_CLEAR).astype(np.uint8)

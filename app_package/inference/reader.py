@@ -209,7 +209,10 @@ class BandRows:
         return self.rows[n0 - self.start : n1 - self.start]
 
 
-STRIP_CHIP_BYTES = 320 * 2**20  # at most this much of extracted chips per strip
+# at most this much of extracted chips per strip: 8-9 chip rows of a 10980-wide product at
+# stride 64 (~140 MB). Decoding is not repeated for smaller strips (`BandRows` keeps the
+# decoded tile rows); the ring of strips held (`read_strips`' buffers) is what this bounds
+STRIP_CHIP_BYTES = 160 * 2**20
 
 
 @dataclass
