@@ -74,11 +74,17 @@ def export_onnx(model: nn.Module, spec: ModelSpec, path: Path) -> Path:
 
 
 def verify_onnx(
-    path: Path, model: nn.Module, spec: ModelSpec, chips: np.ndarray, atol: float = 1e-3
+    path: Path, model: nn.Module, spec: ModelSpec, chips: np.ndarray, atol: float = 1e-2
 ) -> float:
     """Check the ONNX file against the PyTorch network (fp32, CPU) on uint16 `chips`: logits
     within `atol` × max(1, largest |logit|) (hence the same classes, but for near ties);
-    returns the largest logit difference."""
+    returns the largest logit difference.
+
+    Why 1 %: the chip-statistics term's 2×2 texture is a square root of a difference of nearly
+    equal variances for smooth bands, and its head weighs it heavily, so fp32 rounding in
+    another operation order moved logits by more than 0.1 % (27,000 EuroSAT-size chips after
+    one epoch: 0.035 on the largest logits, no class changed); a broken export is off by far
+    more."""
     import copy
 
     import numpy as np
