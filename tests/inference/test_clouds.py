@@ -376,3 +376,27 @@ def test_the_shipped_default_model_classifies_l1c_and_l2a_alike(
     assert np.array_equal(l2a == CLOUD_CLASS.value, cloud_cells() & (l2a != CLASS_NODATA))
     land = (l1c < CLOUD_CLASS.value) & (l2a < CLOUD_CLASS.value)
     assert land.sum() > 100 and (l1c[land] == l2a[land]).all()
+
+
+def test_the_benchmarks_full_size_l2a_product_mirrors_the_real_bands(tmp_path: Path) -> None:
+    """`write_cog_product(size=…, blocksize=…)`, which builds the classify benchmark's L2A
+    product: every band mirrored out to the size at its own resolution, the real pixels (+ the
+    L2A offset) top left, valid COGs with the asked block size, the SCL on the 20 m grid."""
+    from rio_cogeo.cogeo import cog_validate
+
+    item = write_cog_product(tmp_path / "p", size=2048, blocksize=256)
+    doc = json.loads(item.read_text())
+    src = json.loads(SAMPLE_PRODUCT.read_text())
+    for key, want in (("blue", 2048), ("swir16", 1024), ("coastal", 341), ("scl", 1024)):
+        path = item.parent / doc["assets"][key]["href"]
+        with rasterio.open(path) as ds:
+            assert (ds.width, ds.height) == (want, want), key
+            assert ds.block_shapes[0] == (256, 256) or want <= 256
+            data = ds.read(1)
+        assert cog_validate(str(path))[0], key
+        if key == "blue":
+            with rasterio.open(SAMPLE_PRODUCT.parent / src["assets"]["B02"]["href"]) as ds:
+                real = ds.read(1).astype(np.int32)
+            h, w = real.shape
+            assert np.array_equal(data[:h, :w], np.where(real > 0, real + 1000, 0))
+            assert np.array_equal(data[h : 2 * h, :w], data[:h, :w][::-1])  # mirrored
