@@ -52,6 +52,21 @@ def test_onnx_runtime_maps_the_bundled_product_like_torch(tmp_path: Path) -> Non
     assert item["type"] == "Feature"
 
 
+def test_onnx_runtime_below_the_chip_stride_classifies_every_chip() -> None:
+    """At stride 32 ONNX Runtime has no window features: the strips come as pixel blocks (the
+    reader cannot know the runtime) and their chips are extracted a few rows at a time and
+    classified one by one, giving PyTorch's exact per-chip map (fp32 both)."""
+    ref = resolve_model(str(DEFAULT_MODEL_CATALOG))
+    product = open_product(str(SAMPLE_PRODUCT))
+    onnx = classify_product(product, ref.loader_for("onnx"), ref.spec, stride=32)
+    exact = classify_product(
+        product, ref.loader, ref.spec, stride=32, precision="fp32", per_chip=True
+    )
+    assert onnx.times["windows"] == 0 and onnx.classes.shape == (24, 48)
+    assert np.array_equal(onnx.classes, exact.classes)
+    np.testing.assert_allclose(onnx.confidence, exact.confidence, atol=1e-4)
+
+
 def test_onnx_runtime_without_an_onnx_file_fails_before_any_output(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
