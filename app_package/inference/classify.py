@@ -152,9 +152,12 @@ def classify_product(
     made the benchmark tile slower than 1, and 2.5 x slower beside another busy process).
     Torch's thread count is restored afterwards.
 
-    The cloud mask is read and computed before the bands are decoded (its time is
-    `times["cloud_mask_s"]`): a decimated read of a JPEG2000 band after the product was decoded
-    in full was measured ~80 x slower (see `thumbnail.quicklook_or_none`).
+    The cloud mask's reads come before the bands are decoded (a decimated read of a JPEG2000
+    band after the product was decoded in full was measured ~80 x slower, see
+    `thumbnail.quicklook_or_none`); the rest of it (s2cloudless's import and LightGBM, or the
+    SCL read) runs in a thread beside the decoding. `times["cloud_mask_s"]` is its wall time,
+    `times["cloud_mask_cpu_s"]` that thread's CPU time; `times["model_cpu_s"]` is the
+    inference threads' CPU time.
     """
     sources = product.require(spec.bands)
     method = choose_method(product, cloud_mask)
