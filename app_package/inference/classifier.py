@@ -204,16 +204,17 @@ class ChipClassifier:
         shared out over `pool`'s threads (see `in_threads`)."""
         import torch
 
-        from app_package.model.networks import SmallCNN
-
-        if not isinstance(self.module, SmallCNN) or self.onnx is not None:
+        if not self.windows_supported():
             raise ModelError("window features need a SmallCNN run in PyTorch")
         nr, nc = valid.shape
         s, chip = grid.stride, grid.chip
         out = np.zeros((nr, nc, len(self.spec.classes)), dtype=np.float32)
         halo = -(-WINDOW_HALO_PX // s)  # in windows
         per_chunk = max(1, WINDOW_CHUNK_PX // s)
+        from app_package.model.networks import SmallCNN
+
         module = self.module
+        assert isinstance(module, SmallCNN)  # windows_supported
 
         def chunk(c0: int) -> None:
             c1 = min(nc, c0 + per_chunk)

@@ -149,7 +149,8 @@ def classify_product(
     usable CPUs), each running torch with one thread of its own on its share of a strip's
     chips (or windows). Not torch's own OpenMP threads: those spin while they wait at their
     barriers and take the cores that JPEG2000 decoding needs (on 2 cores, 2 OpenMP threads
-    made the benchmark tile slower than 1, and 2.5 x slower beside another busy process).
+    made the benchmark tile slower than 1, and the L2A benchmark product 2.9 x slower beside
+    another busy process).
     Torch's thread count is restored afterwards.
 
     The cloud mask's reads come before the bands are decoded (a decimated read of a JPEG2000
@@ -245,10 +246,10 @@ def _timed[T](work: Callable[[], T]) -> tuple[T, float, float]:
 
 def window_features(spec: ModelSpec, grid: ChipGrid) -> bool:
     """Whether the map is made from window features (`ChipClassifier.window_probabilities`):
-    strides below the chip size, a SmallCNN, chip and stride multiples of its feature stride."""
-    from app_package.model.networks import SmallCNN
+    strides below the chip size, a SmallCNN, chip and stride multiples of its feature stride.
+    Decided from the spec alone: torch is imported while the first strips decode, not before."""
+    from app_package.model.spec import SMALLCNN_FEATURE_STRIDE as step
 
-    step = SmallCNN.FEATURE_STRIDE
     return (
         spec.arch == "smallcnn"
         and grid.stride < grid.chip

@@ -18,6 +18,7 @@ from app_package.errors import InputError, ModelError
 from app_package.model.spec import (
     ARCHITECTURES,
     CHIP_STATS_LR_MULT,
+    SMALLCNN_FEATURE_STRIDE,
     SMALLCNN_POOLINGS,
     SPEC_FILE,
     WEIGHTS_FILE,
@@ -76,12 +77,12 @@ def _mean_std(f: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, std], 1)
 
 
-def _window_mean_std(
+def _window_mean_var(
     f: torch.Tensor, size: int, step: int, margin: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """[1, C, H, W] -> (mean, std) [1, C, nr, nc]: `_mean_std` of every `size`² window every
-    `step` cells of f without its outer `margin` cells, by box filters instead of one
-    reduction per window. The windows are made of blocks of gcd(size, step, margin)² cells,
+    """[1, C, H, W] -> (mean, variance) [1, C, nr, nc] of every `size`² window every `step`
+    cells of f without its outer `margin` cells, by box filters instead of one reduction per
+    window. The windows are made of blocks of gcd(size, step, margin)² cells,
     averaged first over the whole of f: each cell is read once, and no slice of f is copied."""
     f = f.float()  # channels_last stays so: pooling it is ~3 x faster than NCHW on the CPU
     square = f.square()
@@ -93,7 +94,7 @@ def _window_mean_std(
         f, square = f[:, :, m:-m, m:-m], square[:, :, m:-m, m:-m]
     mean = nn.functional.avg_pool2d(f, size // g, step // g)
     square = nn.functional.avg_pool2d(square, size // g, step // g)
-    return mean, (square - mean * mean).clamp_min(0).add(1e-5).sqrt()
+    return mean, (square - mean * mean).clamp_min(0)
 
 
 def window_chip_stats(x: torch.Tensor, chip: int, stride: int) -> torch.Tensor:
@@ -103,10 +104,16 @@ def window_chip_stats(x: torch.Tensor, chip: int, stride: int) -> torch.Tensor:
     grid)."""
     x = x.float()
     q, half = chip // 4, chip - 2 * (chip // 4)  # the central half: [q, q + half)
-    mean, std = _window_mean_std(x, half, stride, q)
+    mean, var = _window_mean_var(x, half, stride, q)
     blocks = nn.functional.avg_pool2d(x, 2)
-    _, block_std = _window_mean_std(blocks, half // 2, stride // 2, q // 2)
-    var = (std.square() - 1e-5).clamp_min(0)
+    _, block_var = _window_mean_var(blocks, half // 2, stride // 2, q // 2)
+    return _stat_terms(mean, var, block_var.add(1e-5).sqrt())
+
+
+def _stat_terms(mean: torch.Tensor, var: torch.Tensor, block_std: torch.Tensor) -> torch.Tensor:
+    """The statistics term's inputs from a region's per-band mean, variance and standard
+    deviation of its 2×2 block means: [mean, std, texture] along dimension 1, the texture
+    sqrt(var - block variance) (the law of total variance; see `chip_stats`)."""
     within = (var - block_std.square()).clamp_min(0).add(1e-5).sqrt()
     return torch.cat([mean, var.add(1e-5).sqrt(), within], 1)
 
@@ -128,8 +135,7 @@ def chip_stats(x: torch.Tensor) -> torch.Tensor:
     blocks = _mean_std(nn.functional.avg_pool2d(x, 2))
     mean, block_std = blocks[:, :c], blocks[:, c:]
     var = (_mean_square(x) - mean * mean).clamp_min(0)
-    within = (var - block_std.square()).clamp_min(0).add(1e-5).sqrt()
-    return torch.cat([mean, var.add(1e-5).sqrt(), within], 1)
+    return _stat_terms(mean, var, block_std)
 
 
 class SmallCNN(nn.Module):
@@ -206,18 +212,14 @@ class SmallCNN(nn.Module):
                 layer[0], layer[1] = fuse_conv_bn_eval(conv, bn), nn.Identity()
         return out
 
-    # the feature map's cells per input pixel side: the stem, the second and the fourth layer
-    # have stride 2
-    FEATURE_STRIDE = 8
-
     def window_logits(self, x: torch.Tensor, chip: int, stride: int) -> torch.Tensor:
         """Logits [nr, nc, K] of every `chip`² window every `stride` pixels of a normalised
         [1, C, H, W] strip, H = (nr - 1)·stride + chip and W likewise, from the convolutional
         features computed once over the strip and pooled per window (what `forward` computes
         per chip, except that a window's border features see its neighbours' pixels where a
         chip on its own sees zero padding). `stride` and `chip` must be multiples of
-        `FEATURE_STRIDE`."""
-        step = self.FEATURE_STRIDE
+        `SMALLCNN_FEATURE_STRIDE`."""
+        step = SMALLCNN_FEATURE_STRIDE
         if stride % step or chip % step:
             raise ModelError(
                 f"window features need a stride and chip size divisible by {step}: "
@@ -225,7 +227,8 @@ class SmallCNN(nn.Module):
             )
         f = self.features(x)
         with torch.autocast(x.device.type, enabled=False):
-            mean, std = _window_mean_std(f, chip // step, stride // step)
+            mean, var = _window_mean_var(f, chip // step, stride // step)
+            std = var.add(1e-5).sqrt()  # as `_mean_std`
             linear = self.head[-1]
             if self.pool_mode == "avg":
                 logits = linear(mean[0].permute(1, 2, 0))

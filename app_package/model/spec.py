@@ -33,6 +33,9 @@ DEFAULT_ARCH = "smallcnn"
 SMALLCNN_POOLINGS: tuple[str, ...] = ("avg", "meanstd")
 SMALLCNN_HEAD: dict[str, Any] = {"pool": "meanstd", "chip_stats": True}
 CHIP_STATS_LR_MULT = 30.0
+# SmallCNN's feature map has one cell per this many input pixels (its stem, second and fourth
+# layers have stride 2): window features need strides and chip sizes divisible by it
+SMALLCNN_FEATURE_STRIDE = 8
 
 
 @dataclass(frozen=True)

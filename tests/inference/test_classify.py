@@ -529,3 +529,24 @@ def test_bf16_autocast_gives_the_classes_of_fp32(
     bf16 = ChipClassifier(model, spec, torch.device("cpu"), 64, "bf16")(chips)
     assert np.array_equal(fp32.argmax(1), bf16.argmax(1))
     np.testing.assert_allclose(fp32, bf16, atol=0.05)
+
+
+def test_the_window_decision_does_not_import_torch() -> None:
+    """`window_features` is decided before the reader starts: from the spec alone, so that torch
+    is imported while the first strips decode (a core's time otherwise spent before them)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from app_package.inference.classify import window_features\n"
+        "from app_package.inference.tiling import ChipGrid\n"
+        "from app_package.model.spec import ModelSpec\n"
+        "from app_package.eo.bands import DEFAULT_MODEL_BANDS\n"
+        "spec = ModelSpec.for_bands('smallcnn', DEFAULT_MODEL_BANDS)\n"
+        "assert window_features(spec, ChipGrid(640, 640, 64, 16))\n"
+        "assert not window_features(spec, ChipGrid(640, 640, 64, 4))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
