@@ -5,14 +5,42 @@ $namespaces:
   cwltool: http://commonwl.org/cwltool#
 
 s:name: eurosat-training
-s:softwareVersion: "0.1.0"
 s:description: Trains a EuroSAT land-cover classifier from a STAC catalog of EuroSAT-MS chips, tracked in MLflow.
-s:author:
-  - class: s:Organization
-    s:name: app-package developers
+s:softwareVersion: "0.1.0"
+s:dateCreated: "2026-11-26"
+s:license:
+  s:name: MIT License
+  s:identifier: MIT
+  s:url: https://spdx.org/licenses/MIT
+s:operatingSystem: [Linux]
+s:softwareRequirements:
+  - https://www.commonwl.org/
+  - https://github.com/app-package/app-package/blob/main/Dockerfile
+# Release placeholders, stated once in cwl/release.yml (tests/cwl checks every package agrees):
+# the repository, the publisher, the author and the image in each tool's DockerRequirement.
 s:codeRepository: https://github.com/app-package/app-package
-s:license: https://spdx.org/licenses/MIT
-s:keywords: EuroSAT, Sentinel-2, training, MLflow, STAC
+s:softwareHelp:
+  s:name: app-package README (OGC API Processes, CWL packages, events)
+  s:url: https://github.com/app-package/app-package#readme
+s:publisher:
+  '@type': s:Organization
+  s:name: app-package developers
+  s:email: maintainers@app-package.example
+  s:identifier: https://github.com/app-package
+s:author:
+  - '@type': s:Person
+    s:givenName: App
+    s:familyName: Maintainers
+    s:email: maintainers@app-package.example
+    s:affiliation:
+      '@type': s:Organization
+      s:name: app-package developers
+s:keywords:
+  - EuroSAT
+  - Sentinel-2
+  - training
+  - MLflow
+  - STAC
 
 $graph:
   - class: Workflow
@@ -151,70 +179,13 @@ $graph:
         in: *train_in
         out: [catalog]
 
-  - class: Workflow
-    id: eurosat-training-sweep
-    label: EuroSAT hyperparameter sweep
-    doc: >-
-      Runs eurosat-training once per combination of learning rate, batch size and architecture
-      (scatter, flat_crossproduct), every run tracked in the same MLflow experiment, and stages out
-      one STAC catalog linking the run catalogs.
-    requirements:
-      NetworkAccess:
-        networkAccess: true
-      ScatterFeatureRequirement: {}
-      SubworkflowFeatureRequirement: {}
-    inputs:
-      stac: {type: Directory, label: Training data, doc: A staged-in folder holding a static STAC catalog.json of EuroSAT-MS chips.}
-      lr: {type: "double[]", label: Learning rates, doc: One run per value (crossed with the other lists).}
-      batch_size: {type: "int[]", label: Batch sizes, doc: One run per value (crossed with the other lists).}
-      arch: {type: "string[]", label: Architectures, doc: One run per value (smallcnn and/or resnet18).}
-      epochs: {type: "int?", label: Epochs, doc: Maximum number of epochs of every run. Default 30.}
-      samples_per_class: {type: "int?", label: Samples per class, doc: Use at most this many chips per class. Default all.}
-      seed: {type: "int?", label: Seed, doc: Random seed of every run. Default 0.}
-      experiment: {type: "string?", label: MLflow experiment, doc: Experiment all runs are logged to. Default eurosat.}
-      model_name: {type: "string?", label: Registered model name, doc: Name the models are registered under. Default eurosat-classifier.}
-      tracking_uri: {type: "string?", label: MLflow tracking URI, doc: MLflow store all runs are logged to.}
-      gpu: {type: "boolean?", label: Use a GPU, doc: Run every training step on an NVIDIA GPU (CUDA hint).}
-    outputs:
-      catalog:
-        type: Directory
-        label: Sweep catalog
-        doc: A parent STAC catalog linking one run catalog per hyperparameter combination.
-        outputSource: merge/catalog
-    steps:
-      train:
-        label: Train every combination
-        doc: eurosat-training scattered over lr × batch_size × arch.
-        run: "#eurosat-training"
-        scatter: [lr, batch_size, arch]
-        scatterMethod: flat_crossproduct
-        in:
-          stac: stac
-          lr: lr
-          batch_size: batch_size
-          arch: arch
-          epochs: epochs
-          samples_per_class: samples_per_class
-          seed: seed
-          experiment: experiment
-          model_name: model_name
-          tracking_uri: tracking_uri
-          gpu: gpu
-        out: [catalog]
-      merge:
-        label: Link the run catalogs
-        doc: One parent catalog for all runs (app-package stac-merge).
-        run: "#stac-merge"
-        in:
-          catalogs: train/catalog
-          catalog_id: {default: eurosat-training-sweep}
-        out: [catalog]
-
   - class: CommandLineTool
     id: train
     label: app-package train
     doc: Maps the workflow inputs onto `app-package train` options; writes the run catalog to ./catalog.
     requirements: &train_requirements
+      DockerRequirement:
+        dockerPull: ghcr.io/app-package/app-package:0.1.0
       ResourceRequirement:
         coresMin: 1
         coresMax: 4
@@ -222,9 +193,6 @@ $graph:
         ramMax: 8192
       NetworkAccess:
         networkAccess: true
-    hints:
-      DockerRequirement:
-        dockerPull: ghcr.io/app-package/app-package:0.1.0
     baseCommand: &train_command [app-package, train]
     arguments: &train_arguments
       - prefix: --output
@@ -269,8 +237,6 @@ $graph:
     doc: The `train` tool with a CUDA hint, for the gpu=true step; everything else is shared.
     requirements: *train_requirements
     hints:
-      DockerRequirement:
-        dockerPull: ghcr.io/app-package/app-package:0.1.0
       cwltool:CUDARequirement:
         cudaVersionMin: "11.8"
         cudaComputeCapability: "7.0"
@@ -280,38 +246,3 @@ $graph:
     arguments: *train_arguments
     inputs: *train_inputs
     outputs: *train_outputs
-
-  - class: CommandLineTool
-    id: stac-merge
-    label: app-package stac-merge
-    doc: Copies the catalogs under one parent catalog that links them; writes it to ./catalog.
-    requirements:
-      ResourceRequirement:
-        coresMin: 1
-        coresMax: 1
-        ramMin: 256
-        ramMax: 1024
-    hints:
-      DockerRequirement:
-        dockerPull: ghcr.io/app-package/app-package:0.1.0
-    baseCommand: [app-package, stac-merge]
-    arguments:
-      - position: 1
-        valueFrom: $(runtime.outdir)/catalog
-    inputs:
-      catalogs:
-        type: Directory[]
-        label: Catalogs
-        doc: Folders each holding a STAC catalog.json.
-        inputBinding: {position: 2}
-      catalog_id:
-        type: string
-        label: Parent catalog id
-        doc: Id of the parent catalog.
-        inputBinding: {prefix: --id, position: 0}
-    outputs:
-      catalog:
-        type: Directory
-        label: Merged catalog
-        doc: The parent catalog with the copied catalogs under it.
-        outputBinding: {glob: catalog}

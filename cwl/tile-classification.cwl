@@ -4,14 +4,42 @@ $namespaces:
   s: https://schema.org/
 
 s:name: tile-classification
-s:softwareVersion: "0.1.0"
 s:description: Classifies Sentinel-2 L1C or L2A products chip by chip with a trained EuroSAT model into COG land-cover maps with STAC metadata.
-s:author:
-  - class: s:Organization
-    s:name: app-package developers
+s:softwareVersion: "0.1.0"
+s:dateCreated: "2026-11-26"
+s:license:
+  s:name: MIT License
+  s:identifier: MIT
+  s:url: https://spdx.org/licenses/MIT
+s:operatingSystem: [Linux]
+s:softwareRequirements:
+  - https://www.commonwl.org/
+  - https://github.com/app-package/app-package/blob/main/Dockerfile
+# Release placeholders, stated once in cwl/release.yml (tests/cwl checks every package agrees):
+# the repository, the publisher, the author and the image in each tool's DockerRequirement.
 s:codeRepository: https://github.com/app-package/app-package
-s:license: https://spdx.org/licenses/MIT
-s:keywords: EuroSAT, Sentinel-2, land cover, COG, STAC
+s:softwareHelp:
+  s:name: app-package README (OGC API Processes, CWL packages, events)
+  s:url: https://github.com/app-package/app-package#readme
+s:publisher:
+  '@type': s:Organization
+  s:name: app-package developers
+  s:email: maintainers@app-package.example
+  s:identifier: https://github.com/app-package
+s:author:
+  - '@type': s:Person
+    s:givenName: App
+    s:familyName: Maintainers
+    s:email: maintainers@app-package.example
+    s:affiliation:
+      '@type': s:Organization
+      s:name: app-package developers
+s:keywords:
+  - EuroSAT
+  - Sentinel-2
+  - land cover
+  - COG
+  - STAC
 
 $graph:
   - class: Workflow
@@ -121,6 +149,8 @@ $graph:
     label: app-package classify
     doc: Maps the inputs onto `app-package classify`; writes the product's catalog to ./catalog.
     requirements:
+      DockerRequirement:
+        dockerPull: ghcr.io/app-package/app-package:0.1.0
       ResourceRequirement:
         coresMin: 1
         coresMax: 4
@@ -128,9 +158,6 @@ $graph:
         ramMax: 8192
       NetworkAccess:
         networkAccess: true
-    hints:
-      DockerRequirement:
-        dockerPull: ghcr.io/app-package/app-package:0.1.0
     baseCommand: [app-package, classify]
     arguments:
       - prefix: --output
@@ -175,14 +202,13 @@ $graph:
     label: app-package stac-merge
     doc: Copies the catalogs under one parent catalog that links them; writes it to ./catalog.
     requirements:
+      DockerRequirement:
+        dockerPull: ghcr.io/app-package/app-package:0.1.0
       ResourceRequirement:
         coresMin: 1
         coresMax: 1
         ramMin: 256
         ramMax: 1024
-    hints:
-      DockerRequirement:
-        dockerPull: ghcr.io/app-package/app-package:0.1.0
     baseCommand: [app-package, stac-merge]
     arguments:
       - position: 1

@@ -4,14 +4,43 @@ $namespaces:
   s: https://schema.org/
 
 s:name: water-bodies
-s:softwareVersion: "0.1.0"
 s:description: Maps open water in Sentinel-2 products (NDWI of B03 and B08 thresholded by Otsu's method) into COG water masks with STAC metadata.
-s:author:
-  - class: s:Organization
-    s:name: app-package developers
+s:softwareVersion: "0.1.0"
+s:dateCreated: "2026-11-26"
+s:license:
+  s:name: MIT License
+  s:identifier: MIT
+  s:url: https://spdx.org/licenses/MIT
+s:operatingSystem: [Linux]
+s:softwareRequirements:
+  - https://www.commonwl.org/
+  - https://github.com/app-package/app-package/blob/main/Dockerfile
+# Release placeholders, stated once in cwl/release.yml (tests/cwl checks every package agrees):
+# the repository, the publisher, the author and the image in each tool's DockerRequirement.
 s:codeRepository: https://github.com/app-package/app-package
-s:license: https://spdx.org/licenses/MIT
-s:keywords: Sentinel-2, water, NDWI, Otsu, COG, STAC
+s:softwareHelp:
+  s:name: app-package README (OGC API Processes, CWL packages, events)
+  s:url: https://github.com/app-package/app-package#readme
+s:publisher:
+  '@type': s:Organization
+  s:name: app-package developers
+  s:email: maintainers@app-package.example
+  s:identifier: https://github.com/app-package
+s:author:
+  - '@type': s:Person
+    s:givenName: App
+    s:familyName: Maintainers
+    s:email: maintainers@app-package.example
+    s:affiliation:
+      '@type': s:Organization
+      s:name: app-package developers
+s:keywords:
+  - Sentinel-2
+  - water
+  - NDWI
+  - Otsu
+  - COG
+  - STAC
 
 $graph:
   - class: Workflow
@@ -84,15 +113,14 @@ $graph:
     label: app-package water-bodies
     doc: Maps the inputs onto `app-package water-bodies`; writes the product's catalog to ./catalog.
     requirements:
+      DockerRequirement:
+        dockerPull: ghcr.io/app-package/app-package:0.1.0
       SchemaDefRequirement: *bbox
       ResourceRequirement:
         coresMin: 1
         coresMax: 2
         ramMin: 1024
         ramMax: 4096
-    hints:
-      DockerRequirement:
-        dockerPull: ghcr.io/app-package/app-package:0.1.0
     baseCommand: [app-package, water-bodies]
     arguments:
       - prefix: --output
@@ -120,14 +148,13 @@ $graph:
     label: app-package stac-merge
     doc: Copies the catalogs under one parent catalog that links them; writes it to ./catalog.
     requirements:
+      DockerRequirement:
+        dockerPull: ghcr.io/app-package/app-package:0.1.0
       ResourceRequirement:
         coresMin: 1
         coresMax: 1
         ramMin: 256
         ramMax: 1024
-    hints:
-      DockerRequirement:
-        dockerPull: ghcr.io/app-package/app-package:0.1.0
     baseCommand: [app-package, stac-merge]
     arguments:
       - position: 1

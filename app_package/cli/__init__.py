@@ -13,7 +13,7 @@ import logging
 import sys
 
 from app_package import __version__
-from app_package.cli import data, evaluation, events, inference, service, training
+from app_package.cli import data, evaluation, events, inference, packages, service, training
 from app_package.cli.common import Handler
 from app_package.errors import EX_INTERRUPTED, AppPackageError
 
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="more logging: -v progress and decisions (INFO), -vv everything (DEBUG)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (data, service, training, inference, evaluation, events):
+    for group in (data, service, training, inference, evaluation, events, packages):
         group.register(sub)
     return parser
 

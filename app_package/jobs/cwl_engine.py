@@ -26,6 +26,7 @@ from typing import Any
 
 from app_package.defaults import CONFIG_DIR
 from app_package.errors import AppPackageError, InputError
+from app_package.jobs.cwl_local import local_copy
 from app_package.util.outputs import atomic_dir
 from app_package.util.progress import ProgressCallback
 
@@ -244,7 +245,8 @@ def run_package(
             lambda name, href: stage_in(href, work / "stage" / name),
         )
         (work / "job.json").write_text(json.dumps(order))
-        argv = [*runner_argv(engine, package, entry, work), str(work / "job.json")]
+        local = local_copy(package, work / "package")  # the container a hint: --no-container
+        argv = [*runner_argv(engine, local, entry, work), str(work / "job.json")]
         env = dict(
             os.environ,
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -136,17 +136,27 @@ def test_image_tags_and_cwl_reference_match_the_package() -> None:
     cwl_text = (REPO / "cwl" / "tile-classification.cwl").read_text()
     assert f"dockerPull: {IMAGE}:{__version__}" in cwl_text
     assert f'org.opencontainers.image.version="{__version__}"' in (REPO / "Dockerfile").read_text()
-    template = one("WorkflowTemplate", "tile-classification-calrissian")
-    params = {p["name"]: p.get("value") for p in template["spec"]["arguments"]["parameters"]}
-    m = re.fullmatch(r"https://raw\.githubusercontent\.com/[^/]+/[^/]+/v([^/]+)/(.+)#(.+)",
-                     params["cwl"])  # fmt: skip
-    assert m, params["cwl"]
-    tag, path, entry = m.groups()
-    assert tag == __version__
-    cwl = yaml.safe_load((REPO / path).read_text())
-    assert cwl["s:softwareVersion"] == __version__
-    workflows = {g["id"] for g in cwl["$graph"] if g["class"] == "Workflow"}
-    assert entry in workflows
+    referenced = set()
+    for template in (d for d in docs() if d["kind"] == "WorkflowTemplate"):
+        params = {p["name"]: p.get("value") for p in template["spec"]["arguments"]["parameters"]}
+        if "cwl" not in params:
+            continue
+        m = re.fullmatch(r"https://raw\.githubusercontent\.com/[^/]+/[^/]+/v([^/]+)/(.+)#(.+)",
+                         params["cwl"])  # fmt: skip
+        assert m, params["cwl"]
+        tag, path, entry = m.groups()
+        assert tag == __version__
+        cwl = yaml.safe_load((REPO / path).read_text())
+        assert cwl["s:softwareVersion"] == __version__
+        workflows = [g["id"] for g in cwl["$graph"] if g["class"] == "Workflow"]
+        assert workflows == [entry], f"{path}: one Workflow per package, the entry point"
+        (calrissian,) = [t["container"] for t in template["spec"]["templates"]
+                         if t.get("container", {}).get("command") == ["calrissian"]]  # fmt: skip
+        assert calrissian["args"][-2:] == ["{{workflow.parameters.cwl}}",
+                                           "/calrissian/input/params.json"]  # fmt: skip
+        assert "--usage-report" in calrissian["args"]
+        referenced.add(path)
+    assert referenced == {"cwl/tile-classification.cwl", "cwl/eurosat-training-sweep.cwl"}
 
 
 def optional(cwl_type: Any) -> bool:
@@ -156,31 +166,58 @@ def optional(cwl_type: Any) -> bool:
     return str(cwl_type).endswith("?")
 
 
+def run_stage_in(
+    template_name: str, package: str, env: dict[str, str], wdir: Path
+) -> dict[str, Any]:
+    """Run a WorkflowTemplate's stage-in script; its job order, checked against the package's
+    one Workflow (no unknown input, every required one given)."""
+    template = one("WorkflowTemplate", template_name)
+    (stage,) = [t for t in template["spec"]["templates"] if t["name"] == "stage-in"]
+    cwl = yaml.safe_load((REPO / "cwl" / package).read_text())
+    (wf,) = [g for g in cwl["$graph"] if g["class"] == "Workflow"]
+    proc = subprocess.run(
+        [sys.executable, "-c", stage["script"]["source"]], env={**os.environ, **env,
+         "WDIR": str(wdir)}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    params: dict[str, Any] = json.loads((wdir / "input" / "params.json").read_text())
+    assert set(params) <= set(wf["inputs"])
+    required = {k for k, v in wf["inputs"].items() if not optional(v["type"])}
+    assert required <= set(params)
+    return params
+
+
 def test_stage_in_writes_what_the_cwl_and_classify_accept(tmp_path: Path) -> None:
     """Run the stage-in script; its params match the CWL inputs, its catalog opens as a product."""
     from app_package.eo.sentinel2 import open_product
 
-    template = one("WorkflowTemplate", "tile-classification-calrissian")
-    (stage,) = [t for t in template["spec"]["templates"] if t["name"] == "stage-in"]
-    cwl = yaml.safe_load((REPO / "cwl" / "tile-classification.cwl").read_text())
-    (wf,) = [g for g in cwl["$graph"] if g["id"] == "tile-classification"]
     sample = REPO / "app_package" / "sample" / "s2-l1c"
     with serve_directory(sample) as (base, _):
-        env = {**os.environ, "ITEM_URL": base + "item.json", "MODEL": "models:/m@champion",
-               "TRACKING_URI": "http://mlflow:5000", "WDIR": str(tmp_path)}  # fmt: skip
-        proc = subprocess.run(
-            [sys.executable, "-c", stage["script"]["source"]], env=env, capture_output=True,
-            text=True, timeout=60,
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stderr
-        params = json.loads((tmp_path / "input" / "params.json").read_text())
-        assert set(params) <= set(wf["inputs"])
-        required = {k for k, v in wf["inputs"].items() if not optional(v["type"])}
-        assert required <= set(params)
+        env = {"ITEM_URL": base + "item.json", "MODEL": "models:/m@champion",
+               "TRACKING_URI": "http://mlflow:5000"}  # fmt: skip
+        params = run_stage_in(
+            "tile-classification-calrissian", "tile-classification.cwl", env, tmp_path
+        )
         folder = Path(params["product"][0]["path"])
         product = open_product(folder)
         assert len(product.bands) == 13
         assert product.bands["B8A"].href.startswith(base)
+
+
+def test_sweep_stage_in_writes_what_the_cwl_and_train_accept(tmp_path: Path) -> None:
+    """Run the sweep's stage-in script; its params match the CWL inputs and its catalog leads to
+    the labelled chips over HTTP."""
+    from app_package.data.dataset import list_items
+
+    with serve_directory(REPO / "app_package" / "sample" / "eurosat") as (base, _):
+        env = {"STAC_URL": base + "catalog.json", "LR": "[0.001, 0.01]", "BATCH_SIZE": "[32]",
+               "ARCH": '["smallcnn"]', "EPOCHS": "2"}  # fmt: skip
+        params = run_stage_in(
+            "eurosat-training-sweep-calrissian", "eurosat-training-sweep.cwl", env, tmp_path
+        )
+        assert params["lr"] == [0.001, 0.01] and params["arch"] == ["smallcnn"]
+        items, _ = list_items(str(Path(params["stac"]["path"]) / "catalog.json"))
+        assert len(items) == 40  # the bundled sample's chips, read over HTTP
 
 
 def test_watch_template_uses_real_cli_options() -> None:

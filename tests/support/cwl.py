@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app_package.jobs.cwl_local import local_copy
 from tests.conftest import REPO
 
 CWL = REPO / "cwl"
 TRAINING = CWL / "eurosat-training.cwl"
+SWEEP = CWL / "eurosat-training-sweep.cwl"
 CLASSIFICATION = CWL / "tile-classification.cwl"
 WATER = CWL / "water-bodies.cwl"
 BIN = Path(sys.executable).parent
@@ -67,8 +69,10 @@ def run_cwl(
 
 
 def cwltool(work: Path, package: Path, entry: str) -> list[str]:
+    """`cwltool --no-container` on the package's local copy (its container relaxed to a hint)."""
+    local = local_copy(package, work / "package")
     return [str(BIN / "cwltool"), "--no-container", "--outdir", str(work / "out"),
-            "--tmpdir-prefix", f"{work}/tmp/", f"{package}#{entry}"]  # fmt: skip
+            "--tmpdir-prefix", f"{work}/tmp/", f"{local}#{entry}"]  # fmt: skip
 
 
 def directory(path: Path) -> dict[str, str]:
