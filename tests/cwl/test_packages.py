@@ -24,13 +24,17 @@ from app_package.jobs.cwl_local import local_copy
 from tests.conftest import REPO, SCHEMAS
 from tests.support.cwl import (
     BIN,
+    CARDINALITY,
     CLASSIFICATION,
+    RUNNER_ONLY,
     SAMPLE_CHIPS,
     SWEEP,
     TRAINING,
     WATER,
     cwltool,
     directory,
+    ogc_input_kind,
+    ogc_inputs,
     run_cwl,
     runner_env,
     write_product,
@@ -52,24 +56,6 @@ METADATA_KEYS = (
     "s:publisher",
     "s:author",
 )
-
-# Inputs a CWL package has and the OGC server has not, and why.
-RUNNER_ONLY = {
-    "eurosat-training": {
-        "tracking_uri": "the server takes its MLflow store from pygeoapi-config.yml",
-        "gpu": "the server picks its device itself; a CWL runner must know before scheduling",
-    },
-    "tile-classification": {
-        "tracking_uri": "the server takes its MLflow store from pygeoapi-config.yml",
-    },
-    "water-bodies": {},
-}
-# Shared inputs whose cardinality differs on purpose: (CWL, server) as (required, array).
-CARDINALITY = {
-    ("eurosat-training", "stac"): ((True, False), (False, False)),  # server: bundled sample
-    ("tile-classification", "product"): ((True, True), (False, False)),  # CWL: scatter
-    ("water-bodies", "items"): ((True, True), (False, True)),  # server: bundled sample
-}
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -248,25 +234,6 @@ def test_dockerfile_builds_the_image_the_packages_name() -> None:
 
 
 # ---------------------------------------------------------------- cwl2ogc vs the OGC processes
-def _kind(schema: dict[str, Any]) -> tuple[str, bool]:
-    """(JSON type, is array) of an OGC input schema; a CWL Directory is a string (its URI)."""
-    if schema.get("type") == "array":
-        return _kind(schema["items"])[0], True
-    if "oneOf" in schema:
-        kinds = {_kind(s)[0] for s in schema["oneOf"] if "$ref" not in s}
-        assert len(kinds) == 1, schema
-        return kinds.pop(), False
-    return str(schema["type"]), False
-
-
-def _ogc_inputs(package: Path, entry: str) -> dict[str, Any]:
-    from cwl2ogc import BaseCWLtypes2OGCConverter
-    from cwl_utils.parser import load_document_by_uri
-
-    workflow = load_document_by_uri(f"{package.as_uri()}#{entry}")
-    return dict(BaseCWLtypes2OGCConverter(workflow).get_inputs())
-
-
 @pytest.mark.parametrize(
     ("package", "entry", "module"),
     [(TRAINING, "eurosat-training", "training"), (CLASSIFICATION, "tile-classification",
@@ -280,13 +247,13 @@ def test_ades_inputs_match_the_server(package: Path, entry: str, module: str) ->
     process = importlib.import_module(f"processes.{module}").PROCESS_METADATA
     assert process["id"] == entry
     assert process["version"] == __version__
-    cwl = _ogc_inputs(package, entry)
+    cwl = ogc_inputs(package, entry)
     server = process["inputs"]
     assert set(cwl) - set(server) == set(RUNNER_ONLY[entry])
     assert set(server) <= set(cwl)
     for name, desc in server.items():
         ours = cwl[name]
-        cwl_kind, server_kind = _kind(ours["schema"]), _kind(desc["schema"])
+        cwl_kind, server_kind = ogc_input_kind(ours["schema"]), ogc_input_kind(desc["schema"])
         assert cwl_kind[0] == server_kind[0], (name, ours["schema"], desc["schema"])
         cwl_card = (ours["minOccurs"] == 1, cwl_kind[1])
         server_card = (desc["minOccurs"] >= 1, server_kind[1] or desc["maxOccurs"] != 1)

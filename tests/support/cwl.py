@@ -77,3 +77,41 @@ def cwltool(work: Path, package: Path, entry: str) -> list[str]:
 
 def directory(path: Path) -> dict[str, str]:
     return {"class": "Directory", "location": path.as_uri()}
+
+
+# Inputs a CWL package has and the OGC server has not, and why.
+RUNNER_ONLY = {
+    "eurosat-training": {
+        "tracking_uri": "the server takes its MLflow store from pygeoapi-config.yml",
+        "gpu": "the server picks its device itself; a CWL runner must know before scheduling",
+    },
+    "tile-classification": {
+        "tracking_uri": "the server takes its MLflow store from pygeoapi-config.yml",
+    },
+    "water-bodies": {},
+}
+# Shared inputs whose cardinality differs on purpose: (CWL, server) as (required, array).
+CARDINALITY = {
+    ("eurosat-training", "stac"): ((True, False), (False, False)),  # server: bundled sample
+    ("tile-classification", "product"): ((True, True), (False, False)),  # CWL: scatter
+    ("water-bodies", "items"): ((True, True), (False, True)),  # server: bundled sample
+}
+
+
+def ogc_input_kind(schema: dict[str, Any]) -> tuple[str, bool]:
+    """(JSON type, is array) of an OGC input schema; a CWL Directory is a string (its URI)."""
+    if schema.get("type") == "array":
+        return ogc_input_kind(schema["items"])[0], True
+    if "oneOf" in schema:
+        kinds = {ogc_input_kind(s)[0] for s in schema["oneOf"] if "$ref" not in s}
+        assert len(kinds) == 1, schema
+        return kinds.pop(), False
+    return str(schema["type"]), False
+
+
+def ogc_inputs(package: Path, entry: str) -> dict[str, Any]:
+    from cwl2ogc import BaseCWLtypes2OGCConverter
+    from cwl_utils.parser import load_document_by_uri
+
+    workflow = load_document_by_uri(f"{package.as_uri()}#{entry}")
+    return dict(BaseCWLtypes2OGCConverter(workflow).get_inputs())
