@@ -19,6 +19,7 @@ BENCHMARKS = {
     "onnx": "bench.onnx_bench",
     "landcover": "bench.landcover_bench",
     "train_scale": "bench.train_scale_bench",
+    "slurm": "bench.slurm_bench",
 }
 
 

@@ -178,13 +178,23 @@ class TrainingProcessor(JobProcessor):
     def run(self, inputs: dict[str, Any], output: Path, progress: ProgressCallback) -> Path:
         from app_package.training.train import train
 
+        return train(self._config(inputs, output), progress).catalog
+
+    def run_resumable(
+        self, inputs: dict[str, Any], output: Path, progress: ProgressCallback, workdir: Path
+    ) -> Path:
+        """A checkpoint per epoch in `workdir`: a job queued again resumes from it."""
+        from app_package.training.train import train
+
+        return train(self._config(inputs, output), progress, checkpoints=workdir).catalog
+
+    def _config(self, inputs: dict[str, Any], output: Path) -> TrainConfig:
         args = dict(inputs)
         if "bands" in args:
             args["bands"] = tuple(args["bands"])
-        config = TrainConfig(
+        return TrainConfig(
             stac=str(args.pop("stac", SAMPLE_CATALOG)),
             output=output,
             tracking_uri=self.tracking_uri,
             **args,
         )
-        return train(config, progress).catalog

@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from app_package.stac.validation import BUNDLED_SCHEMAS
 from tests.support.datagen import write_eurosat_tree
 from tests.support.pgserve import PostgresMissing, PostgresServer
+
+if TYPE_CHECKING:
+    from tests.support.slurm import SlurmCluster
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -81,6 +85,24 @@ def pg() -> Iterator[PostgresServer]:
     server.start()
     yield server
     server.destroy()
+
+
+# ---------------------------------------------------------------- Slurm
+@pytest.fixture(scope="session")
+def slurm() -> Iterator[SlurmCluster]:
+    """A one-node Slurm cluster on loopback for the session (tests/support/slurm.py). Without
+    Slurm installed it skips, saying how to get it; in CI ($CI set) it fails instead."""
+    from tests.support.slurm import SlurmCluster, SlurmMissing
+
+    try:
+        cluster = SlurmCluster()
+    except SlurmMissing as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"{e} (CI must run the Slurm tests)")
+        pytest.skip(str(e))
+    cluster.start()
+    yield cluster
+    cluster.stop()
 
 
 _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -56,6 +57,8 @@ def run_child(job_id: str, store: JobStore) -> int:
     if job is None or status_of(job) is not JobStatus.running:
         return 0  # dismissed before it started
     spec = job["spec"]
+    workdir = Path(spec["workdir"]) if spec.get("workdir") else None
+    attempts = int(job.get("attempts") or 0)
     last_time, last_pct, last_message = 0.0, -1, ""
 
     def progress(percent: float, message: str) -> None:
@@ -75,6 +78,10 @@ def run_child(job_id: str, store: JobStore) -> int:
 
     status: JobStatus
     fields: dict[str, Any]
+    if attempts:  # queued again after an interruption: what it left half-written goes
+        logger.warning("job %s resumed after an interruption (re-queue %d)", job_id, attempts)
+        remove_outputs(Path(spec["output"]))
+        progress(0.0, "resumed after an interruption")
     try:
         processor = load_plugin("process", spec["processor"])
         engine = spec.get("engine", "local")
@@ -87,7 +94,12 @@ def run_child(job_id: str, store: JobStore) -> int:
                 extra,
                 Path(spec["output"]),
                 progress,
+                spec.get("toil_batch_system", "single_machine"),
             )
+            location, mimetype = str(catalog), "application/json"
+        elif isinstance(processor, JobProcessor) and workdir is not None:
+            output = Path(spec["output"])
+            catalog = processor.run_resumable(spec["inputs"], output, progress, workdir)
             location, mimetype = str(catalog), "application/json"
         elif isinstance(processor, JobProcessor):
             catalog = processor.run(spec["inputs"], Path(spec["output"]), progress)
@@ -113,7 +125,7 @@ def run_child(job_id: str, store: JobStore) -> int:
     else:
         status = JobStatus.successful
         fields = {
-            "message": "done",
+            "message": "done, resumed after an interruption" if attempts else "done",
             "progress": 100,
             "location": location,
             "mimetype": mimetype,
@@ -128,8 +140,18 @@ def run_child(job_id: str, store: JobStore) -> int:
     except JobStoreUnavailable as e:
         logger.error("job %s: final status %s not recorded: %s", job_id, status.value, e)
         return 2
+    if workdir is not None:  # finished: nothing is to be resumed any more
+        shutil.rmtree(workdir, ignore_errors=True)
     # the supervisor notices the exit and sends callbacks
     return 0 if status is JobStatus.successful else 1
+
+
+def remove_outputs(output: Path) -> None:
+    """Remove a job's output folder and the temporary folders of outputs it was writing."""
+    shutil.rmtree(output, ignore_errors=True)
+    if output.parent.is_dir():
+        for tmp in output.parent.glob(f".{output.name}.tmp-*"):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> None:

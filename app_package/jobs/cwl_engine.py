@@ -6,6 +6,11 @@ job child builds the CWL job order from the OGC inputs (a STAC file or folder be
 `Directory` holding a `catalog.json`), runs the runner, reports each workflow step's start and
 end as progress (parsed from the runner's log), and moves the output `Directory` (a STAC
 catalog) into the job's output folder. Dismissing kills the runner and everything it started.
+
+Toil runs its jobs on the batch system `manager.toil_batch_system` ($APP_PACKAGE_TOIL_BATCH_SYSTEM):
+`single_machine` (this host) or `slurm` (`sbatch` on the cluster that $SLURM_CONF names; the job's
+output folder must then be on a file system the cluster's nodes share). Each Slurm job carries the
+comment `app-package-job:<job id>`; dismissing cancels those (`scancel`) besides killing the runner.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from app_package.util.progress import ProgressCallback
 logger = logging.getLogger(__name__)
 
 ENGINES = ("local", "cwltool", "toil")
+TOIL_BATCH_SYSTEMS = ("single_machine", "slurm")  # the ones a dismiss knows how to stop
+SLURM_COMMENT = "app-package-job:{job_id}"  # how a dismiss finds a job's Slurm jobs
 
 # cwltool: "[step classify] start" / "[step classify] completed success"; Toil (INFO): "Issued job
 # 'CWLJob' tile-classification.0.classify kind-…" (a step's end is only logged at DEBUG)
@@ -53,6 +60,15 @@ def check_engine(engine: str) -> str:
             f"manager.engine {engine!r} (APP_PACKAGE_ENGINE) is not one of {', '.join(ENGINES)}"
         )
     return engine
+
+
+def check_batch_system(batch_system: str) -> str:
+    if batch_system not in TOIL_BATCH_SYSTEMS:
+        raise InputError(
+            f"manager.toil_batch_system {batch_system!r} (APP_PACKAGE_TOIL_BATCH_SYSTEM) is not "
+            f"one of {', '.join(TOIL_BATCH_SYSTEMS)}"
+        )
+    return batch_system
 
 
 # ---------------------------------------------------------------- pure parts
@@ -133,7 +149,10 @@ def step_event(line: str) -> tuple[str, str] | None:
     return None
 
 
-def runner_argv(engine: str, package: Path, entry: str, work: Path) -> list[str]:
+def runner_argv(
+    engine: str, package: Path, entry: str, work: Path, batch_system: str = "single_machine"
+) -> list[str]:
+    """The runner's command line (the job order file goes last); `batch_system` is Toil's."""
     bin_dir = Path(sys.executable).parent
     ref = f"{package}#{entry}"
     if engine == "cwltool":
@@ -147,12 +166,13 @@ def runner_argv(engine: str, package: Path, entry: str, work: Path) -> list[str]
             ref,
         ]
     if engine == "toil":
+        # single_machine shares this host with the server: at most 2 cores for one job
+        cores = ["--maxCores", "2"] if batch_system == "single_machine" else []
         return [
             str(bin_dir / "toil-cwl-runner"),
             "--batchSystem",
-            "single_machine",
-            "--maxCores",
-            "2",
+            check_batch_system(batch_system),
+            *cores,
             "--retryCount",
             "0",
             "--jobStore",
@@ -167,6 +187,19 @@ def runner_argv(engine: str, package: Path, entry: str, work: Path) -> list[str]
             ref,
         ]
     raise InputError(f"engine {engine!r} does not run CWL")
+
+
+def slurm_env(comment: str, env: dict[str, str]) -> dict[str, str]:
+    """Toil's settings for Slurm: every `sbatch` also gets `--comment=<comment>` (after any
+    $TOIL_SLURM_ARGS the deployment sets, e.g. a partition or account)."""
+    args = env.get("TOIL_SLURM_ARGS", "").strip()
+    return {"TOIL_SLURM_ARGS": f"{args} --comment={comment}".strip()}
+
+
+def commented_jobs(squeue_output: str, comment: str) -> list[str]:
+    """Slurm job ids from `squeue -h -o '%i %k'` whose comment is `comment`."""
+    rows = (line.split(None, 1) for line in squeue_output.splitlines())
+    return [row[0] for row in rows if len(row) == 2 and row[1].strip() == comment]
 
 
 # ---------------------------------------------------------------- I/O
@@ -220,6 +253,22 @@ def _kill_tree(runner: subprocess.Popen[str], pids: Iterable[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def cancel_slurm_jobs(comment: str, env: dict[str, str]) -> list[str]:
+    """`scancel` the queued and running Slurm jobs that carry `comment`; their ids."""
+    try:
+        listed = subprocess.run(
+            ["squeue", "-h", "-o", "%i %k"],
+            env=env, capture_output=True, text=True, timeout=10, check=True,
+        )  # fmt: skip
+        ids = commented_jobs(listed.stdout, comment)
+        if ids:
+            subprocess.run(["scancel", *ids], env=env, capture_output=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError) as e:
+        logger.error("Slurm jobs %s not cancelled: %s", comment, e)
+        return []
+    return ids
+
+
 def run_package(
     engine: str,
     ref: str,
@@ -227,8 +276,10 @@ def run_package(
     extra: dict[str, Any],
     output: Path,
     progress: ProgressCallback,
+    batch_system: str = "single_machine",
 ) -> Path:
-    """Run a job's CWL package with `engine`; the output catalog lands in `output`."""
+    """Run a job's CWL package with `engine` (Toil on `batch_system`); the output catalog lands
+    in `output`, whose name is the job's id."""
     import yaml
 
     package, entry = package_ref(ref)
@@ -246,14 +297,18 @@ def run_package(
         )
         (work / "job.json").write_text(json.dumps(order))
         local = local_copy(package, work / "package")  # the container a hint: --no-container
-        argv = [*runner_argv(engine, local, entry, work), str(work / "job.json")]
+        argv = [*runner_argv(engine, local, entry, work, batch_system), str(work / "job.json")]
         env = dict(
             os.environ,
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             HOME=str(work),
         )
+        comment = None
+        if engine == "toil" and batch_system == "slurm":
+            comment = SLURM_COMMENT.format(job_id=output.name)
+            env.update(slurm_env(comment, env))
         progress(1, f"{engine}: starting {package.name}#{entry}")
-        stdout = run_runner(argv, work, env, steps, progress, engine)
+        stdout = run_runner(argv, work, env, steps, progress, engine, comment)
         produced = next(
             (
                 v
@@ -281,8 +336,10 @@ def run_runner(
     steps: list[str],
     progress: ProgressCallback,
     engine: str,
+    slurm_comment: str | None = None,
 ) -> str:
-    """Run the runner, turning its log into progress; its stdout (the output object)."""
+    """Run the runner, turning its log into progress; its stdout (the output object). Stopped
+    early, it kills the runner's tree and cancels the Slurm jobs carrying `slurm_comment`."""
     out = (work / "stdout.json").open("w+")
     runner = subprocess.Popen(
         argv,
@@ -295,8 +352,16 @@ def run_runner(
     )
     previous = signal.getsignal(signal.SIGTERM)
 
+    def stop() -> None:
+        pids = _descendants(runner.pid)
+        if slurm_comment:  # before and after the runner goes: it may be submitting more
+            cancel_slurm_jobs(slurm_comment, env)
+        _kill_tree(runner, pids)
+        if slurm_comment:
+            cancel_slurm_jobs(slurm_comment, env)
+
     def on_term(signum: int, frame: Any) -> None:
-        _kill_tree(runner, _descendants(runner.pid))
+        stop()
         raise SystemExit(143)
 
     signal.signal(signal.SIGTERM, on_term)
@@ -319,7 +384,7 @@ def run_runner(
     finally:
         signal.signal(signal.SIGTERM, previous)
         if runner.poll() is None:
-            _kill_tree(runner, _descendants(runner.pid))
+            stop()
         out.seek(0)
         stdout = out.read()
         out.close()

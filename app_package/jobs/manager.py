@@ -5,8 +5,10 @@ supervisor thread claims queued jobs atomically (at most `max_jobs` running over
 and starts one child per job (`forkserver`, `child`). The child reports real progress and its
 final status straight into the store. `DELETE` kills the child's whole process group (through
 any worker) and removes partial outputs. Jobs whose worker is gone (its pid on this host, or
-its heartbeat from another: `identity`) are stopped and marked failed (they are not resumed);
-queued jobs are started.
+its heartbeat from another: `identity`) are stopped and queued again, at most `requeue` times,
+then failed (`interruptions`); so are jobs whose process was killed and those running when the
+server shuts down. A job queued again starts from scratch, but keeps its work folder: a training
+resumes from its last completed epoch. Queued jobs are started.
 
 Any processor works; those that subclass `JobProcessor` get an output folder and a progress
 callback. Their result is a STAC catalog (`<output>/catalog.json`).
@@ -30,7 +32,7 @@ from pygeoapi.process.manager.base import BaseManager
 from pygeoapi.util import JobStatus, RequestedResponse, Subscriber
 
 from app_package.jobs.callbacks import notify
-from app_package.jobs.child import forked_main
+from app_package.jobs.child import forked_main, remove_outputs
 from app_package.jobs.config import ManagerConfig
 from app_package.jobs.forkserver import (
     ForkedChild,
@@ -40,6 +42,7 @@ from app_package.jobs.forkserver import (
     start_fork_server,
 )
 from app_package.jobs.identity import Owner, on_this_host, orphan_reason
+from app_package.jobs.interruptions import after_interruption
 from app_package.jobs.mlflow_runs import RUN_TAG, end_open_runs
 from app_package.jobs.processor import tracking_uri
 from app_package.jobs.records import status_of
@@ -62,7 +65,7 @@ class ChildProcessManager(BaseManager):
     PostgreSQL (`connection: postgresql://…`, shared by workers on any hosts); `max_jobs` is
     the limit over all workers. Each worker's supervisor claims queued jobs atomically,
     heartbeats the jobs it runs, kills its children whose jobs were dismissed through any
-    worker, and fails jobs whose worker is gone.
+    worker, and queues again (or fails) jobs whose worker is gone.
     """
 
     def __init__(self, manager_def: dict[str, Any]) -> None:
@@ -185,8 +188,10 @@ class ChildProcessManager(BaseManager):
             "spec": {
                 "processor": processor,
                 "engine": self.config.engine if processor.get("cwl") else "local",
+                "toil_batch_system": self.config.toil_batch_system,
                 "inputs": inputs,
                 "output": str(self.output_dir / job_id),
+                "workdir": str(self.config.work_dir / job_id),
                 "subscriber": subscriber,
                 "response": response,
                 "transmission": dict(transmission or {}),
@@ -244,15 +249,16 @@ class ChildProcessManager(BaseManager):
         self._wake.set()
         return self.get_job(job_id)
 
-    def _remove_outputs(self, job_id: str) -> None:
-        shutil.rmtree(self.output_dir / job_id, ignore_errors=True)
-        if self.output_dir.is_dir():
-            for tmp in self.output_dir.glob(f".{job_id}.tmp-*"):
-                shutil.rmtree(tmp, ignore_errors=True)
+    def _remove_outputs(self, job_id: str, keep_work: bool = False) -> None:
+        """Remove a job's outputs, partial ones included, and its work folder unless kept."""
+        remove_outputs(self.output_dir / job_id)
+        if not keep_work:
+            shutil.rmtree(self.config.work_dir / job_id, ignore_errors=True)
 
     # ------------------------------------------------------------ supervisor
     def start(self) -> None:
-        """Fail orphaned jobs, then start the supervisor thread (once per server worker)."""
+        """Queue orphaned jobs again (or fail them), then start the supervisor thread (once per
+        server worker)."""
         self.output_dir.mkdir(parents=True, exist_ok=True)
         start_fork_server()  # now, not on the first job: its imports then compete with nothing
         try:
@@ -265,7 +271,8 @@ class ChildProcessManager(BaseManager):
         threading.Thread(target=self._end_open_runs, name="mlflow-cleanup", daemon=True).start()
 
     def stop(self) -> None:
-        """Stop the supervisor; stop this worker's children and mark their jobs failed."""
+        """Stop the supervisor; stop this worker's children and queue their jobs again (a
+        shutdown is no crash: not counted against `requeue`), or fail them with `requeue: 0`."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -275,15 +282,15 @@ class ChildProcessManager(BaseManager):
         for job_id, child in children.items():
             kill_group(child.pid, child)
             with contextlib.suppress(JobStoreUnavailable):
-                self._fail(
-                    job_id, "the server shut down while the job was running; submit it again"
-                )
+                what = "the server shut down while the job was running"
+                self._interrupted(job_id, what, counted=False)
         with self._mutex:
             self._children.clear()
         self.store.close()
 
     def recover(self) -> None:
-        """Jobs `running` under a worker that is gone are stopped and marked failed.
+        """Jobs `running` under a worker that is gone are stopped and queued again (or failed:
+        `_interrupted`).
 
         Jobs of live workers (this host: the pid still runs with the same start time; other
         hosts: a heartbeat within `heartbeat_timeout`) are left alone; queued jobs stay queued.
@@ -299,11 +306,35 @@ class ChildProcessManager(BaseManager):
             if owner is None or on_this_host(owner, self.owner):
                 kill_job_here(job)
             logger.warning("job %s orphaned: %s", job["identifier"], reason)
-            self._fail(
+            self._interrupted(
                 job["identifier"],
-                f"interrupted: the server restarted or its worker stopped while the job was "
-                f"running ({reason}); submit it again",
+                f"the server restarted or its worker stopped while the job was running ({reason})",
+                job,
             )
+
+    def _interrupted(
+        self,
+        job_id: str,
+        what: str,
+        job: dict[str, Any] | None = None,
+        counted: bool = True,
+    ) -> None:
+        """A `running` job whose process is gone: queue it again (its outputs removed, its work
+        folder kept) while `requeue` allows, else fail it. `job`: as an orphan sweep found it
+        (claimed by a worker that is gone); else one of this worker's own jobs."""
+        # only the claim that was interrupted: not one a worker took since it was queued again
+        owner = str(job.get("owner") or "") if job is not None else str(self.owner)
+        job = job if job is not None else self.store.get(job_id)
+        if job is None:
+            return
+        fields = after_interruption(job, what, self.config.requeue, now_rfc3339(), counted)
+        if not self.store.update(job_id, fields, {JobStatus.running.value}, owner):
+            return  # finished, dismissed or already handled meanwhile
+        queued = fields["status"] == JobStatus.accepted.value
+        self._remove_outputs(job_id, keep_work=queued)
+        if queued:
+            logger.warning("job %s queued again: %s", job_id, fields["message"])
+            self._wake.set()
 
     def _fail(self, job_id: str, message: str) -> None:
         t = now_rfc3339()
@@ -383,9 +414,12 @@ class ChildProcessManager(BaseManager):
         for job_id, child in done:
             # a child that died without its final status; with the store down this raises and
             # the child stays listed: the next tick tries again (the job is never left running)
-            self._fail(
-                job_id, f"the job's worker process exited unexpectedly (code {child.returncode})"
-            )
+            code = child.returncode
+            what = f"the job's worker process exited unexpectedly (code {code})"
+            if code is not None and code < 0:  # killed by a signal (out of memory, an operator)
+                self._interrupted(job_id, f"{what}, killed by a signal")
+            else:  # it crashed by itself: running it again would crash again
+                self._fail(job_id, what)
             with self._mutex:
                 self._children.pop(job_id, None)
             child.close()

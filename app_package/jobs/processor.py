@@ -29,6 +29,15 @@ class JobProcessor(BaseProcessor):
         """Do the work; write `output` (which must not exist yet); return its catalog.json."""
         raise NotImplementedError
 
+    def run_resumable(
+        self, inputs: dict[str, Any], output: Path, progress: ProgressCallback, workdir: Path
+    ) -> Path:
+        """`run` for a job that may be interrupted and queued again: what would let a later
+        run of the same job resume (a checkpoint) goes into `workdir`, which survives the
+        interruption and is removed once the job finishes. By default nothing is kept: the
+        work restarts from scratch."""
+        return self.run(inputs, output, progress)
+
     def execute(self, data: dict[str, Any], outputs: dict[str, Any] | None = None) -> Any:
         """Stock pygeoapi entry point (in-process): run into a temporary folder."""
         tmp = Path(tempfile.mkdtemp(prefix="app-package-"))

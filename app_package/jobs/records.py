@@ -17,10 +17,12 @@ class JobSpec(TypedDict):
     processor: dict[str, Any]
     engine: str
     inputs: dict[str, Any]
+    toil_batch_system: NotRequired[str]  # Toil's --batchSystem (`manager.toil_batch_system`)
     output: str
     subscriber: dict[str, str] | None
     response: NotRequired[str]  # raw | document (18-062r2 §7.11)
     transmission: NotRequired[dict[str, str]]  # output id -> value | reference
+    workdir: NotRequired[str]  # the job's folder of what survives an interruption (checkpoints)
 
 
 class JobRecord(TypedDict):
@@ -44,6 +46,7 @@ class JobRecord(TypedDict):
     mlflow_cleanup: NotRequired[str]  # the MLflow store whose open runs to end if it fails
     owner: NotRequired[str]  # the worker running it (`identity.Owner`)
     error_kind: NotRequired[str]  # "input": the request's fault (answered as 400)
+    attempts: NotRequired[int]  # times queued again after an interruption (`interruptions`)
 
 
 def status_of(job: JobRecord | dict[str, Any]) -> JobStatus:

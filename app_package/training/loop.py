@@ -1,5 +1,7 @@
 """The training loop: optimiser, schedule, mixed precision, early stopping and the refit. It does
-not know about MLflow: it reports each epoch through a callback.
+not know about MLflow: it reports each epoch through a callback. After every completed epoch it
+hands its whole state (`LoopState`) to another callback, and it can start again from one: a run
+interrupted between epochs resumes where it stopped (`training.checkpoint` keeps it on disk).
 """
 
 from __future__ import annotations
@@ -50,6 +52,29 @@ class EpochStats:
 
 
 EpochCallback = Callable[[EpochStats], None]
+
+
+@dataclass
+class LoopState:
+    """Everything the loop needs to go on after `epoch` completed epochs (0: none yet) as if it
+    had never stopped: weights, optimiser, schedule, early stopping, random generators."""
+
+    epoch: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    best_loss: float
+    best_epoch: int
+    best_state: dict[str, torch.Tensor] | None  # weights of the best epoch (without refit)
+    init_state: dict[str, torch.Tensor] | None  # initial weights (the refit starts from them)
+    stopped_early: bool
+    generator: torch.Tensor  # the training generator (order, augmentation)
+    torch_rng: torch.Tensor  # torch's global CPU generator (dropout)
+    cuda_rng: list[torch.Tensor] | None
+    history: list[EpochStats]
+
+
+StateCallback = Callable[[LoopState], None]
 
 
 def _no_epoch_callback(stats: EpochStats) -> None:
@@ -143,11 +168,16 @@ def fit(
     *,
     on_epoch: EpochCallback = _no_epoch_callback,
     progress: Callable[[float, str], None] = no_progress,
+    on_state: StateCallback | None = None,
+    resume: LoopState | None = None,
 ) -> FitResult:
     """Train `model` in place: the epoch with the lowest validation loss wins.
 
     Without `config.refit` the model keeps that epoch's weights; with it (the default) the run
     is repeated from the same initial weights on train + validation chips for that many epochs.
+    `on_state` gets the loop's state before the first epoch and after each one, before
+    `on_epoch` (its tensors are the live ones: save them during the call); `resume` starts
+    from such a state instead of from the beginning, ending as the uninterrupted run would.
     """
     import torch
 
@@ -188,10 +218,50 @@ def fit(
         return float(sum_loss.item()) / data.n, float(correct.item()) / data.n
 
     history: list[EpochStats] = []
-    best_loss, best_epoch, best_state = math.inf, 0, None
+    best_loss, best_epoch = math.inf, 0
+    best_state: dict[str, torch.Tensor] | None = None
     stopped_early = False
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        scheduler.load_state_dict(resume.scheduler)
+        gen.set_state(resume.generator)
+        torch.set_rng_state(resume.torch_rng)
+        if resume.cuda_rng is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(resume.cuda_rng)
+        history = list(resume.history)
+        best_loss, best_epoch, best_state = resume.best_loss, resume.best_epoch, resume.best_state
+        init_state, stopped_early = resume.init_state, resume.stopped_early
+        logger.info("resuming after epoch %d of %d", resume.epoch, config.epochs)
+
+    def report_state(epoch: int) -> None:
+        if on_state is None:
+            return
+        cuda = torch.cuda.is_available() and device.type == "cuda"
+        on_state(
+            LoopState(
+                epoch=epoch,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                best_loss=best_loss,
+                best_epoch=best_epoch,
+                best_state=best_state,
+                init_state=init_state,
+                stopped_early=stopped_early,
+                generator=gen.get_state(),
+                torch_rng=torch.get_rng_state(),
+                cuda_rng=torch.cuda.get_rng_state_all() if cuda else None,
+                history=list(history),
+            )
+        )
+
+    first = 1 if resume is None else resume.epoch + 1
+    last = first - 1 if stopped_early else config.epochs  # stopped early: on to the refit
+    if resume is None:
+        report_state(0)
     t_fit = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(first, last + 1):
         t0 = time.perf_counter()
         lr = float(optimizer.param_groups[0]["lr"])
         train_loss, train_acc = train_epoch(train_data, optimizer)
@@ -209,6 +279,12 @@ def fit(
             chips_per_s=train_data.n / train_seconds if train_seconds > 0 else 0.0,
         )
         history.append(stats)
+        if val_loss < best_loss:
+            best_loss, best_epoch = val_loss, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif config.patience and epoch - best_epoch >= config.patience:
+            stopped_early = True
+        report_state(epoch)
         on_epoch(stats)
         progress(
             (90.0 if config.refit else 100.0) * epoch / config.epochs,
@@ -224,11 +300,7 @@ def fit(
             val_acc,
             stats.chips_per_s,
         )
-        if val_loss < best_loss:
-            best_loss, best_epoch = val_loss, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        elif config.patience and epoch - best_epoch >= config.patience:
-            stopped_early = True
+        if stopped_early:
             logger.info("early stop: no val-loss improvement for %d epochs", config.patience)
             break
     if init_state is not None and best_epoch > 0:

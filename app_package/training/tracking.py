@@ -140,13 +140,28 @@ class Tracker:
                 f"MLflow store {self.uri} refused experiment {experiment!r}: {e}"
             ) from e
 
+    def can_continue(self, run_id: str) -> bool:
+        """Whether run `run_id` exists, is not deleted and belongs to this experiment (a run an
+        interrupted training started, to be continued)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            info = self.client.get_run(run_id).info
+        except MlflowException:
+            return False
+        return info.experiment_id == self.experiment_id and info.lifecycle_stage == "active"
+
     @contextmanager
-    def start_run(self, run_name: str | None = None) -> Iterator[Run]:
-        """An MLflow run that ends FINISHED on success and FAILED on any exception."""
+    def start_run(self, run_name: str | None = None, run_id: str | None = None) -> Iterator[Run]:
+        """An MLflow run that ends FINISHED on success and FAILED on any exception; with
+        `run_id`, that existing run continued (an interrupted training resumed)."""
         import mlflow
 
         with global_tracking_uri(self.uri):
-            active = mlflow.start_run(experiment_id=self.experiment_id, run_name=run_name)
+            if run_id is not None:
+                active = mlflow.start_run(run_id=run_id)
+            else:
+                active = mlflow.start_run(experiment_id=self.experiment_id, run_name=run_name)
             run = Run(self, active.info.run_id)
             try:
                 yield run
@@ -194,6 +209,17 @@ class Run:
         t0 = time.perf_counter()
         mlflow.log_metrics(stats.metrics(), step=stats.epoch)
         self.overhead_s += time.perf_counter() - t0
+
+    def log_missing_epochs(self, history: list[EpochStats]) -> int:
+        """Log the epochs of `history` the run has no metrics for yet (a resumed training: an
+        epoch checkpointed just before the interruption); how many. None is logged twice."""
+        t0 = time.perf_counter()
+        logged = {m.step for m in self.client.get_metric_history(self.run_id, "train_loss")}
+        self.overhead_s += time.perf_counter() - t0
+        missing = [s for s in history if s.epoch not in logged]
+        for stats in missing:
+            self.log_epoch(stats)
+        return len(missing)
 
     def log_dataset(
         self,

@@ -18,9 +18,10 @@ import numpy as np
 from app_package.eo.bands import EUROSAT_CLASS_NAMES
 from app_package.errors import DataError
 from app_package.model.spec import ModelSpec
+from app_package.training import checkpoint
 from app_package.training.batches import ChipBatches
 from app_package.training.config import TrainConfig, validate_config
-from app_package.training.loop import EpochStats, fit, predict_logits
+from app_package.training.loop import EpochStats, LoopState, fit, predict_logits
 from app_package.training.metrics import classification_report
 from app_package.training.plots import confusion_matrix_png
 from app_package.util.outputs import atomic_dir, check_output_free
@@ -28,6 +29,8 @@ from app_package.util.progress import ProgressCallback, no_progress, scaled
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from app_package.training import tracking
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +91,19 @@ def check_classes(counts: dict[str, int], source: str) -> None:
         )
 
 
-def train(config: TrainConfig, progress: ProgressCallback = no_progress) -> TrainResult:
+def train(
+    config: TrainConfig,
+    progress: ProgressCallback = no_progress,
+    checkpoints: Path | None = None,
+) -> TrainResult:
     """Validate, load the chips, train, evaluate, track in MLflow and write the output catalog.
 
     Every input is checked before training starts; a failure after the MLflow run started ends
     that run as FAILED, and the output folder is only created (atomically) on success.
+
+    With a `checkpoints` folder, the loop's state is saved there before the first epoch and
+    after each one (`training.checkpoint`); a run given a folder with a checkpoint of the same
+    settings and data resumes from it, in the same MLflow run (the caller removes the folder).
     """
     import torch
 
@@ -129,22 +140,41 @@ def train(config: TrainConfig, progress: ProgressCallback = no_progress) -> Trai
         for name, idx in (("train", splits.train), ("val", splits.val), ("test", splits.test))
     }
     split_counts = {k: int(v.n) for k, v in data.items()}
-    with tracker.start_run() as run:
-        run.log_params(
-            {
-                **config.params(),
-                "device_resolved": str(device),
-                "torch_version": torch.__version__,
-                **{f"n_{k}": v for k, v in split_counts.items()},
-            }
-        )
-        run.log_dataset(
-            source=config.stac,
-            digest=chips.digest(),
-            counts=chips.counts(),
-            split_counts=split_counts,
-            bands=bands,
-        )
+    digest = chips.digest()
+    fp = checkpoint.fingerprint(config.params(), digest)
+    saved = _resumable(checkpoints, fp, tracker)
+    with tracker.start_run(run_id=saved.run_id if saved else None) as run:
+        if saved is None:
+            run.log_params(
+                {
+                    **config.params(),
+                    "device_resolved": str(device),
+                    "torch_version": torch.__version__,
+                    **{f"n_{k}": v for k, v in split_counts.items()},
+                }
+            )
+            run.log_dataset(
+                source=config.stac,
+                digest=digest,
+                counts=chips.counts(),
+                split_counts=split_counts,
+                bands=bands,
+            )
+        else:
+            run.log_missing_epochs(saved.state.history)
+            message = (
+                f"resumed after an interruption: {saved.state.epoch} of {config.epochs} "
+                f"epochs done, MLflow run {run.run_id} continued"
+            )
+            logger.warning("training %s", message)
+            progress(10.0, message)
+        on_state = None
+        if checkpoints is not None:
+            folder = checkpoints
+
+            def on_state(state: LoopState) -> None:
+                checkpoint.save_checkpoint(folder, checkpoint.Checkpoint(state, run.run_id, fp))
+
         result = fit(
             model,
             data["train"],
@@ -152,6 +182,8 @@ def train(config: TrainConfig, progress: ProgressCallback = no_progress) -> Trai
             config,
             on_epoch=run.log_epoch,
             progress=scaled(progress, 10.0, 85.0),
+            on_state=on_state,
+            resume=saved.state if saved else None,
         )
         progress(86.0, "evaluating on the test split")
         test_logits = predict_logits(result.model, data["test"], amp=config.amp)
@@ -222,6 +254,24 @@ def train(config: TrainConfig, progress: ProgressCallback = no_progress) -> Trai
         epochs_run=len(result.history),
         history=tuple(result.history),
     )
+
+
+def _resumable(
+    folder: Path | None, fingerprint: str, tracker: tracking.Tracker
+) -> checkpoint.Checkpoint | None:
+    """The checkpoint to resume from: one in `folder` of these settings and data whose MLflow
+    run can be continued; else None (training starts from scratch)."""
+    saved = checkpoint.load_checkpoint(folder, fingerprint) if folder is not None else None
+    if saved is not None and not tracker.can_continue(saved.run_id):
+        logger.warning(
+            "checkpoint in %s names MLflow run %s, which %s cannot continue: training starts "
+            "from scratch",
+            folder,
+            saved.run_id,
+            tracker.uri,
+        )
+        return None
+    return saved
 
 
 def verify_onnx_in_batches(

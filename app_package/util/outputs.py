@@ -1,8 +1,9 @@
-"""Writing output folders atomically: nothing half-written is ever left behind."""
+"""Writing output folders and files atomically: nothing half-written is ever left behind."""
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -41,3 +42,25 @@ def atomic_dir(dest: Path) -> Iterator[Path]:
         shutil.rmtree(dest)
     tmp.rename(dest)
     logger.debug("wrote %s", dest)
+
+
+@contextmanager
+def atomic_file(dest: Path) -> Iterator[Path]:
+    """Yield a temporary sibling path of `dest`; once written, it is synced and renamed over
+    `dest` (a reader sees the old file or the new one, never half of one).
+
+    On any exception the temporary file is removed and `dest` is untouched.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.tmp-", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -49,3 +49,36 @@ def test_cwl_input_types_of_the_packages_in_short_form() -> None:
     types = workflow_inputs(doc, "tile-classification")
     assert types["runtime"] == "enum?" and types["product"] == "Directory[]"
     assert types["model"] == "string"
+
+
+def test_toil_batch_system_and_the_slurm_comment_a_dismiss_finds() -> None:
+    from pathlib import Path
+
+    from app_package.errors import InputError
+    from app_package.jobs.config import ManagerConfig
+    from app_package.jobs.cwl_engine import (
+        SLURM_COMMENT,
+        check_batch_system,
+        commented_jobs,
+        runner_argv,
+        slurm_env,
+    )
+
+    work = Path("/w")
+    local = runner_argv("toil", Path("/p.cwl"), "x", work)
+    slurm = runner_argv("toil", Path("/p.cwl"), "x", work, batch_system="slurm")
+    assert local[local.index("--batchSystem") + 1] == "single_machine" and "--maxCores" in local
+    assert slurm[slurm.index("--batchSystem") + 1] == "slurm" and "--maxCores" not in slurm
+    assert slurm[-1] == "/p.cwl#x"
+    with pytest.raises(InputError, match="APP_PACKAGE_TOIL_BATCH_SYSTEM"):
+        check_batch_system("lsf")
+    assert ManagerConfig.parse({}).toil_batch_system == "single_machine"
+    assert ManagerConfig.parse({"toil_batch_system": "slurm"}).toil_batch_system == "slurm"
+
+    comment = SLURM_COMMENT.format(job_id="j-1")
+    assert slurm_env(comment, {}) == {"TOIL_SLURM_ARGS": "--comment=app-package-job:j-1"}
+    assert slurm_env(comment, {"TOIL_SLURM_ARGS": "--account=eo "}) == {
+        "TOIL_SLURM_ARGS": "--account=eo --comment=app-package-job:j-1"
+    }
+    squeue = "12 app-package-job:j-1\n13 app-package-job:j-10\n14 (null)\n15 app-package-job:j-1\n"
+    assert commented_jobs(squeue, comment) == ["12", "15"]

@@ -478,7 +478,8 @@ def test_concurrency_limit_queues_and_loses_nothing(server: Server) -> None:
 
 # ==================================================================== restart
 def test_restart_mid_job_fails_orphans_and_resumes_the_queue(tmp_path: Path) -> None:
-    srv = Server(tmp_path / "var", max_jobs=1).start()
+    # requeue 0: an interrupted job fails (re-queueing: tests/jobs/test_resume.py)
+    srv = Server(tmp_path / "var", max_jobs=1, extra_env={"APP_PACKAGE_REQUEUE": "0"}).start()
     try:
         running = srv.submit("sleep", {"steps": 300, "seconds": 0.2})
         queued = srv.submit("sleep", {"steps": 1})

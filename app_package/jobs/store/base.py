@@ -3,8 +3,9 @@ children need, a query for the job list, and the error for a store that cannot b
 
 A job record is a JSON object (`records.JobRecord`). The operations that matter for several
 workers are atomic: `claim` moves queued jobs to `running` without ever exceeding the
-concurrency limit summed over all workers, `update(..., statuses=…)` changes a job only while
-it is in one of the given states (no race between a finishing child and a dismiss), and
+concurrency limit summed over all workers, `update(..., statuses=…, owner=…)` changes a job
+only while it is in one of the given states and claimed by that worker (no race between a
+finishing child and a dismiss, or between two workers handling one interrupted job), and
 `add_unique` gives one job per `Idempotency-Key` and process.
 """
 
@@ -63,8 +64,16 @@ class JobStore(Protocol):
         """The jobs matching `query`, newest first (without their specs), and how many matched."""
         ...
 
-    def update(self, job_id: str, fields: dict[str, Any], statuses: set[str] | None = None) -> bool:
-        """Merge `fields` into a job, only while its status is in `statuses` if given."""
+    def update(
+        self,
+        job_id: str,
+        fields: dict[str, Any],
+        statuses: set[str] | None = None,
+        owner: str | None = None,
+    ) -> bool:
+        """Merge `fields` into a job, only while its status is in `statuses` and, if given, its
+        `owner` is this one ("": none recorded; a job queued again is not taken back from the
+        worker that claimed it since)."""
         ...
 
     def claim(self, owner: str, max_running: int, fields: dict[str, Any]) -> list[dict[str, Any]]:

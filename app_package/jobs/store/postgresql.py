@@ -171,7 +171,13 @@ class PostgresStore:
         jobs, matched = self._run(op)
         return jobs, matched
 
-    def update(self, job_id: str, fields: dict[str, Any], statuses: set[str] | None = None) -> bool:
+    def update(
+        self,
+        job_id: str,
+        fields: dict[str, Any],
+        statuses: set[str] | None = None,
+        owner: str | None = None,
+    ) -> bool:
         from psycopg.types.json import Jsonb
 
         sql = f"UPDATE {TABLE} SET doc = doc || %s WHERE identifier = %s"
@@ -179,6 +185,9 @@ class PostgresStore:
         if statuses is not None:
             sql += " AND status = ANY(%s)"
             args = (*args, sorted(statuses))
+        if owner is not None:
+            sql += " AND coalesce(doc->>'owner', '') = %s"
+            args = (*args, owner)
         return bool(self._run(lambda c: c.execute(sql, args).rowcount))
 
     def claim(self, owner: str, max_running: int, fields: dict[str, Any]) -> list[dict[str, Any]]:

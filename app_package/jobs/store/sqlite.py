@@ -188,13 +188,21 @@ class SQLiteStore:
             jobs.append(job)
         return jobs, int(count)
 
-    def update(self, job_id: str, fields: dict[str, Any], statuses: set[str] | None = None) -> bool:
+    def update(
+        self,
+        job_id: str,
+        fields: dict[str, Any],
+        statuses: set[str] | None = None,
+        owner: str | None = None,
+    ) -> bool:
         with self._write() as conn:
             row = conn.execute("SELECT doc FROM jobs WHERE identifier = ?", (job_id,)).fetchone()
             if row is None:
                 return False
             doc = json.loads(row[0])
             if statuses is not None and doc["status"] not in statuses:
+                return False
+            if owner is not None and str(doc.get("owner") or "") != owner:
                 return False
             doc.update(fields)
             _store(conn, doc)
