@@ -269,6 +269,45 @@ def cancel_slurm_jobs(comment: str, env: dict[str, str]) -> list[str]:
     return ids
 
 
+def runner_work(output: Path) -> Path:
+    """The runner's working folder beside a job's output folder (removed with partial outputs);
+    every process a runner starts names it on its command line or runs in it."""
+    return output.parent / f".{output.name}.tmp-cwl"
+
+
+def _processes_in(work: Path) -> list[int]:
+    """Live processes whose command line names `work` or whose working folder is in it."""
+    mark = str(work)
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if mark.encode() in (proc / "cmdline").read_bytes() or os.readlink(
+                proc / "cwd"
+            ).startswith(mark):
+                pids.append(int(proc.name))
+    return pids
+
+
+def stop_leftovers(spec: dict[str, Any]) -> list[int]:
+    """What a CWL job's runner left running when the job's process died without stopping it
+    (a crash, SIGKILL): the runner has its own session, so killing the job's process group
+    misses it. Kills those processes on this host and cancels the job's Slurm jobs; their pids."""
+    if spec.get("engine") not in ("cwltool", "toil") or not spec.get("output"):
+        return []
+    output = Path(spec["output"])
+    pids = _processes_in(runner_work(output))
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    if spec.get("engine") == "toil" and spec.get("toil_batch_system") == "slurm":
+        cancel_slurm_jobs(SLURM_COMMENT.format(job_id=output.name), dict(os.environ))
+    if pids:
+        logger.warning("job %s: killed %d processes its runner left", output.name, len(pids))
+    return pids
+
+
 def run_package(
     engine: str,
     ref: str,
@@ -285,7 +324,7 @@ def run_package(
     package, entry = package_ref(ref)
     document = yaml.safe_load(package.read_text())
     steps = workflow_steps(document, entry)
-    work = output.parent / f".{output.name}.tmp-cwl"  # removed with the job's partial outputs
+    work = runner_work(output)  # removed with the job's partial outputs
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:

@@ -34,6 +34,7 @@ from pygeoapi.util import JobStatus, RequestedResponse, Subscriber
 from app_package.jobs.callbacks import notify
 from app_package.jobs.child import forked_main, remove_outputs
 from app_package.jobs.config import ManagerConfig
+from app_package.jobs.cwl_engine import stop_leftovers
 from app_package.jobs.forkserver import (
     ForkedChild,
     fork_job,
@@ -305,6 +306,7 @@ class ChildProcessManager(BaseManager):
             owner = Owner.parse(str(job.get("owner") or ""))
             if owner is None or on_this_host(owner, self.owner):
                 kill_job_here(job)
+                stop_leftovers(job.get("spec") or {})  # a CWL runner outlives its job's process
             logger.warning("job %s orphaned: %s", job["identifier"], reason)
             self._interrupted(
                 job["identifier"],
@@ -417,6 +419,8 @@ class ChildProcessManager(BaseManager):
             code = child.returncode
             what = f"the job's worker process exited unexpectedly (code {code})"
             if code is not None and code < 0:  # killed by a signal (out of memory, an operator)
+                with contextlib.suppress(JobStoreUnavailable):
+                    stop_leftovers((self.store.get(job_id) or {}).get("spec") or {})
                 self._interrupted(job_id, f"{what}, killed by a signal")
             else:  # it crashed by itself: running it again would crash again
                 self._fail(job_id, what)

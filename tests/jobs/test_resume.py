@@ -307,3 +307,46 @@ def test_a_training_job_survives_a_server_crash(tmp_path: Path) -> None:
     versions = client.search_model_versions(f"run_id = '{run.info.run_id}'")
     assert len(versions) == 1
     assert len(client.search_model_versions("name = 'eurosat-classifier'")) == 1
+
+
+@pytest.mark.slow
+def test_a_crash_leaves_no_cwl_runner_behind_and_the_job_runs_again(tmp_path: Path) -> None:
+    """A CWL job's runner has its own session: SIGKILL the server and the job's process, and the
+    runner lives on. Started again, the server kills it before the job runs again from scratch."""
+    from app_package.defaults import CHAMPION_URI, SAMPLE_PRODUCT
+    from app_package.jobs.cwl_engine import runner_work
+    from app_package.jobs.identity import job_title
+
+    env = {"APP_PACKAGE_ENGINE": "cwltool", "APP_PACKAGE_DEFAULT_MODEL": "true"}
+    srv = Server(tmp_path / "var", max_jobs=1, extra_env=env).start()
+    work = runner_work(srv.data_dir.resolve() / "outputs" / "job")
+    try:
+        job = srv.submit(
+            "tile-classification", {"product": str(SAMPLE_PRODUCT), "model": CHAMPION_URI}
+        )
+        work = runner_work(srv.data_dir.resolve() / "outputs" / job)
+        deadline = time.monotonic() + 120
+        while not (runner := [p for p in job_processes(str(work)) if p not in job_processes(
+            job_title(job))]):  # fmt: skip
+            assert srv.status(job)["status"] in ("accepted", "running"), srv.status(job)
+            assert time.monotonic() < deadline, srv.status(job)
+            time.sleep(0.05)
+        for pid in runner:  # frozen: it cannot finish by itself while the server is down
+            os.kill(pid, signal.SIGSTOP)
+        srv.stop(signal.SIGKILL)  # a crash: the server cleans nothing up
+        for pid in job_processes(job_title(job)):  # the job's process, not its runner
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        assert set(runner) <= set(job_processes(str(work))), "the runner died with its job"
+        srv.start()
+        deadline = time.monotonic() + 10
+        while left := set(runner) & set(job_processes(str(work))):
+            assert time.monotonic() < deadline, f"the orphaned runner was left running: {left}"
+            time.sleep(0.05)
+        s = srv.wait(job, ("successful", "failed", "dismissed"), timeout=300)
+        assert s["status"] == "successful", s["message"]
+        assert s["message"] == "done, resumed after an interruption"
+    finally:
+        srv.stop()
+        for pid in job_processes(str(work)):
+            os.kill(pid, signal.SIGKILL)
