@@ -33,6 +33,7 @@ from tests.support.cwl import (
     RUNNER_ONLY,
     SAMPLE_CHIPS,
     SAMPLE_L1C,
+    SWEEP,
     TRAINING,
     WATER,
     cwltool,
@@ -49,8 +50,11 @@ PACKAGES = {
     "water-bodies": (WATER, "water_bodies"),
     "eurosat-training": (TRAINING, "training"),
 }
+# Every package file, by its entry point (the sweep has no server process to compare with).
+WRAPPED = {**{e: p for e, (p, _) in PACKAGES.items()}, "eurosat-training-sweep": SWEEP}
 # The Directory input of each package, which the wrapper feeds from the stage-in.
-STAGED = {"tile-classification": "product", "water-bodies": "items", "eurosat-training": "stac"}
+STAGED = {"tile-classification": "product", "water-bodies": "items", "eurosat-training": "stac",
+          "eurosat-training-sweep": "stac"}  # fmt: skip
 STAGE_OUT_INPUTS = frozenset(yaml.safe_load(STAGE_OUT.read_text())["inputs"]) - {"stac_catalog"}
 URI_TYPE = "https://raw.githubusercontent.com/eoap/schemas/main/string_format.yaml#URI"
 
@@ -94,7 +98,7 @@ def wrapped(mirror: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
     work = tmp_path_factory.mktemp("wrapped")
     return {
         entry: cwlwrap(package, entry, work / entry / "wrapped.cwl", mirror)
-        for entry, (package, _) in PACKAGES.items()
+        for entry, package in WRAPPED.items()
     }
 
 
@@ -103,7 +107,7 @@ def _graph(path: Path) -> dict[str, dict[str, Any]]:
 
 
 # ---------------------------------------------------------------- the wrapped documents
-@pytest.mark.parametrize("entry", PACKAGES)
+@pytest.mark.parametrize("entry", WRAPPED)
 def test_cwlwrap_puts_each_package_between_the_stage_tools(
     entry: str, wrapped: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -116,7 +120,7 @@ def test_cwlwrap_puts_each_package_between_the_stage_tools(
         "#stage-in", "#stage-out",
     )  # fmt: skip
     inputs = {i["id"]: i for i in main["inputs"]}
-    package_inputs = set(yaml.safe_load(PACKAGES[entry][0].read_text())["$graph"][0]["inputs"])
+    package_inputs = set(yaml.safe_load(WRAPPED[entry].read_text())["$graph"][0]["inputs"])
     assert set(inputs) == package_inputs | STAGE_OUT_INPUTS
     staged = inputs[STAGED[entry]]["type"]
     assert URI_TYPE in json.dumps(staged) and "Directory" not in json.dumps(staged)
@@ -284,6 +288,32 @@ def test_wrapped_training_stages_a_catalog_in_and_the_model_out_to_s3(
     assert any(
         PurePosixPath(a["href"]).name == "model.pt" for i in items for a in i["assets"].values()
     )
+
+
+@pytest.mark.slow
+def test_wrapped_sweep_stages_the_runs_catalog_out_to_s3(
+    wrapped: dict[str, Path], s3: S3, chips_url: str, tmp_path: Path
+) -> None:
+    """The sweep's own package, wrapped: two runs (lr crossed), one parent catalog in the bucket
+    linking both run catalogs, each with its model."""
+    from mlflow import MlflowClient
+
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(tracking).create_experiment(
+        "eurosat", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    job = {
+        "stac": uri(chips_url), "lr": [0.001, 0.01], "batch_size": [16], "arch": ["smallcnn"],
+        "epochs": 1, "samples_per_class": 3, "tracking_uri": tracking,
+        **s3.stage_out_inputs("jobs/sweep"),
+    }  # fmt: skip
+    _, out = run_cwl(cwltool(tmp_path, wrapped["eurosat-training-sweep"], "main"), job, tmp_path)
+    assert out["catalog"] == {"value": f"s3://{s3.bucket}/jobs/sweep/catalog.json"}
+    staged, _ = _read_back(s3, out["catalog"]["value"], tmp_path / "read-back")
+    parent = json.loads((staged.dest / "catalog.json").read_text())
+    assert parent["id"] == "eurosat-training-sweep"
+    assert len([link for link in parent["links"] if link["rel"] == "child"]) == 2
+    assert [PurePosixPath(k).name for k in staged.keys].count("model.pt") == 2
 
 
 # ---------------------------------------------------------------- what an ADES publishes
