@@ -184,6 +184,30 @@ def test_local_copy_only_relaxes_the_container(package: Path, tmp_path: Path) ->
         assert ours == theirs
 
 
+def test_cwl_local_command_writes_the_copies(tmp_path: Path) -> None:
+    """The documented door: `app-package cwl-local cwl/*.cwl -o DIR`, one valid copy per file;
+    a missing file is named, exit status 2."""
+    out = tmp_path / "local"
+    r = subprocess.run(
+        [str(BIN / "app-package"), "cwl-local", *map(str, PACKAGES), "-o", str(out)],
+        capture_output=True, text=True, env=runner_env(tmp_path), check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(out / p.name) for p in PACKAGES]
+    assert load(out / WATER.name) == load(local_copy(WATER, tmp_path / "direct"))
+    r = subprocess.run(
+        [str(BIN / "cwltool"), "--validate", str(out / SWEEP.name)],
+        capture_output=True, text=True, env=runner_env(tmp_path), check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    missing = subprocess.run(
+        [str(BIN / "app-package"), "cwl-local", str(tmp_path / "nope.cwl"), "-o", str(out)],
+        capture_output=True, text=True, env=runner_env(tmp_path), check=False,
+    )  # fmt: skip
+    assert missing.returncode == 2
+    assert "nope.cwl: no such CWL package" in missing.stderr
+
+
 def test_no_container_runs_need_the_local_copy(tmp_path: Path) -> None:
     """Why the copy exists: cwltool --no-container refuses the package as an ADES gets it."""
     job: dict[str, Any] = {"items": []}
