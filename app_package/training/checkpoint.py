@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -54,18 +54,7 @@ def save_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:
         "format": FORMAT,
         "run_id": checkpoint.run_id,
         "fingerprint": checkpoint.fingerprint,
-        "epoch": state.epoch,
-        "model": state.model,
-        "optimizer": state.optimizer,
-        "scheduler": state.scheduler,
-        "best_loss": state.best_loss,
-        "best_epoch": state.best_epoch,
-        "best_state": state.best_state,
-        "init_state": state.init_state,
-        "stopped_early": state.stopped_early,
-        "generator": state.generator,
-        "torch_rng": state.torch_rng,
-        "cuda_rng": state.cuda_rng,
+        **{f.name: getattr(state, f.name) for f in fields(LoopState)},  # tensors as they are
         "history": [asdict(s) for s in state.history],
     }
     path = checkpoint_path(folder)
@@ -95,19 +84,6 @@ def load_checkpoint(folder: Path, expected_fingerprint: str) -> Checkpoint | Non
             "checkpoint %s is of other settings or data: training starts from scratch", path
         )
         return None
-    state = LoopState(
-        epoch=int(doc["epoch"]),
-        model=doc["model"],
-        optimizer=doc["optimizer"],
-        scheduler=doc["scheduler"],
-        best_loss=float(doc["best_loss"]),
-        best_epoch=int(doc["best_epoch"]),
-        best_state=doc["best_state"],
-        init_state=doc["init_state"],
-        stopped_early=bool(doc["stopped_early"]),
-        generator=doc["generator"],
-        torch_rng=doc["torch_rng"],
-        cuda_rng=doc["cuda_rng"],
-        history=[EpochStats(**s) for s in doc["history"]],
-    )
+    state = LoopState(**{f.name: doc[f.name] for f in fields(LoopState)})
+    state.history = [EpochStats(**s) for s in doc["history"]]  # saved as plain dicts
     return Checkpoint(state, str(doc["run_id"]), str(doc["fingerprint"]))

@@ -28,7 +28,6 @@ from tests.conftest import SCHEMAS
 from tests.support.ades import S3, STAGE_OUT, cwlwrap, eoap_schemas_mirror, moto_s3, uri
 from tests.support.cwl import (
     BIN,
-    CARDINALITY,
     CLASSIFICATION,
     RUNNER_ONLY,
     SAMPLE_CHIPS,
@@ -36,9 +35,10 @@ from tests.support.cwl import (
     SWEEP,
     TRAINING,
     WATER,
+    assert_inputs_match_the_server,
     cwltool,
-    ogc_input_kind,
     ogc_inputs,
+    ogc_outputs,
     run_cwl,
     runner_env,
 )
@@ -339,15 +339,9 @@ def test_cwl2ogc_of_the_wrapped_workflow_matches_the_server(
     server = process["inputs"]
     assert set(cwl) == set(plain) | STAGE_OUT_INPUTS
     assert set(cwl) - set(server) == set(RUNNER_ONLY[entry]) | STAGE_OUT_INPUTS
-    for name, desc in server.items():
+    assert_inputs_match_the_server(entry, cwl, server)
+    for name in server:  # unchanged by wrapping, apart from the staged input's type
         ours = cwl[name]
-        cwl_kind, server_kind = ogc_input_kind(ours["schema"]), ogc_input_kind(desc["schema"])
-        assert cwl_kind[0] == server_kind[0], (name, ours["schema"], desc["schema"])
-        cwl_card = (ours["minOccurs"] == 1, cwl_kind[1])
-        server_card = (desc["minOccurs"] >= 1, server_kind[1] or desc["maxOccurs"] != 1)
-        expected = CARDINALITY.get((entry, name), (server_card, server_card))
-        assert (cwl_card, server_card) == expected, name
-        # unchanged by wrapping, apart from the staged input's type
         assert (ours["minOccurs"], ours["maxOccurs"]) == (
             plain[name]["minOccurs"], plain[name]["maxOccurs"],
         )  # fmt: skip
@@ -359,16 +353,8 @@ def test_cwl2ogc_of_the_wrapped_workflow_matches_the_server(
     server_staged = server[STAGED[entry]]["schema"]
     assert server_staged.get("items", server_staged)["format"] == "uri-reference"
     # the output: the staged-out catalog's URL, where the server returns the catalog document
-    outputs, server_outputs = _ogc_outputs(wrapped[entry]), dict(process["outputs"])
+    outputs, server_outputs = ogc_outputs(wrapped[entry], "main"), dict(process["outputs"])
     assert set(outputs) == set(server_outputs) == {"catalog"}
     output, server_output = outputs["catalog"], server_outputs["catalog"]
     assert output["schema"] == {"type": "string", "format": "uri"}
     assert server_output["schema"]["type"] == "object"
-
-
-def _ogc_outputs(wrapped: Path) -> dict[str, Any]:
-    from cwl2ogc import BaseCWLtypes2OGCConverter
-    from cwl_utils.parser import load_document_by_uri
-
-    workflow = load_document_by_uri(f"{wrapped.as_uri()}#main")
-    return dict(BaseCWLtypes2OGCConverter(workflow).get_outputs())

@@ -24,16 +24,15 @@ from app_package.jobs.cwl_local import local_copy
 from tests.conftest import REPO, SCHEMAS
 from tests.support.cwl import (
     BIN,
-    CARDINALITY,
     CLASSIFICATION,
     RUNNER_ONLY,
     SAMPLE_CHIPS,
     SWEEP,
     TRAINING,
     WATER,
+    assert_inputs_match_the_server,
     cwltool,
     directory,
-    ogc_input_kind,
     ogc_inputs,
     run_cwl,
     runner_env,
@@ -275,15 +274,9 @@ def test_ades_inputs_match_the_server(package: Path, entry: str, module: str) ->
     server = process["inputs"]
     assert set(cwl) - set(server) == set(RUNNER_ONLY[entry])
     assert set(server) <= set(cwl)
-    for name, desc in server.items():
-        ours = cwl[name]
-        cwl_kind, server_kind = ogc_input_kind(ours["schema"]), ogc_input_kind(desc["schema"])
-        assert cwl_kind[0] == server_kind[0], (name, ours["schema"], desc["schema"])
-        cwl_card = (ours["minOccurs"] == 1, cwl_kind[1])
-        server_card = (desc["minOccurs"] >= 1, server_kind[1] or desc["maxOccurs"] != 1)
-        expected = CARDINALITY.get((entry, name), (server_card, server_card))
-        assert (cwl_card, server_card) == expected, name
-        assert ours["title"] and ours["description"]
+    assert_inputs_match_the_server(entry, cwl, server)
+    for name in server:
+        assert cwl[name]["title"] and cwl[name]["description"]
 
 
 # ---------------------------------------------------------------- real runs

@@ -109,9 +109,31 @@ def ogc_input_kind(schema: dict[str, Any]) -> tuple[str, bool]:
     return str(schema["type"]), False
 
 
-def ogc_inputs(package: Path, entry: str) -> dict[str, Any]:
+def _converter(package: Path, entry: str) -> Any:
     from cwl2ogc import BaseCWLtypes2OGCConverter
     from cwl_utils.parser import load_document_by_uri
 
-    workflow = load_document_by_uri(f"{package.as_uri()}#{entry}")
-    return dict(BaseCWLtypes2OGCConverter(workflow).get_inputs())
+    return BaseCWLtypes2OGCConverter(load_document_by_uri(f"{package.as_uri()}#{entry}"))
+
+
+def ogc_inputs(package: Path, entry: str) -> dict[str, Any]:
+    """The OGC process inputs an ADES derives from a package's workflow (cwl2ogc)."""
+    return dict(_converter(package, entry).get_inputs())
+
+
+def ogc_outputs(package: Path, entry: str) -> dict[str, Any]:
+    """The OGC process outputs an ADES derives from a package's workflow (cwl2ogc)."""
+    return dict(_converter(package, entry).get_outputs())
+
+
+def assert_inputs_match_the_server(entry: str, cwl: dict[str, Any], server: dict[str, Any]) -> None:
+    """Each server input has a cwl2ogc input of the same JSON kind and the same cardinality
+    (but for the differences on purpose, `CARDINALITY`)."""
+    for name, desc in server.items():
+        ours = cwl[name]
+        cwl_kind, server_kind = ogc_input_kind(ours["schema"]), ogc_input_kind(desc["schema"])
+        assert cwl_kind[0] == server_kind[0], (name, ours["schema"], desc["schema"])
+        cwl_card = (ours["minOccurs"] == 1, cwl_kind[1])
+        server_card = (desc["minOccurs"] >= 1, server_kind[1] or desc["maxOccurs"] != 1)
+        expected = CARDINALITY.get((entry, name), (server_card, server_card))
+        assert (cwl_card, server_card) == expected, name
