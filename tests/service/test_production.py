@@ -237,7 +237,11 @@ def test_killed_worker_queues_its_job_again(cluster: tuple[Server, str, Path]) -
     while not _sql(url, counted):
         assert time.monotonic() < deadline, srv.status(job)
         time.sleep(0.1)
-    assert f"pid {worker}" in next(ln for ln in srv.log().splitlines() if f"job {job} queued" in ln)
+    # the worker logs it just after the store's update: wait for the line, not only the row
+    while not (queued := [ln for ln in srv.log().splitlines() if f"job {job} queued" in ln]):
+        assert time.monotonic() < deadline, srv.log()[-2000:]
+        time.sleep(0.1)
+    assert f"pid {worker}" in queued[0]
     srv.wait(job, ("running",), timeout=30)
     assert requests.delete(f"{srv.url}/jobs/{job}", timeout=30).status_code == 200
     srv.wait(job, ("dismissed",), timeout=20)
